@@ -1,0 +1,463 @@
+"""Run specifications: the schema of what a user submits, and its loading and validation.
+
+A run holds one or more tasks (pytest runs, shell commands, model benchmarks). Every
+validation failure surfaces as a :class:`SpecError` whose message is a single line naming
+the source, the field and the problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, NoReturn, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+HARDWARE_KINDS: tuple[str, ...] = ("cpu", "cuda", "rocm", "mps", "webgpu", "webnn")
+DEFAULT_TEST_TIMEOUT: float = 300.0
+DEFAULT_PRIORITY = 5
+
+_Priority = Annotated[int, Field(ge=0, le=9)]
+_PositiveFloat = Annotated[float, Field(gt=0)]
+_NonNegativeFloat = Annotated[float, Field(ge=0)]
+_NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class SpecError(ValueError):
+    """A run specification is malformed; ``str(err)`` is one line naming source and field."""
+
+
+class _Model(BaseModel):
+    # Specs travel as JSON (database, broker), where inf/nan do not exist.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Requirements(_Model):
+    """What a worker must offer to run a task."""
+
+    hardware: list[str] = Field(default_factory=lambda: ["cpu"])
+    min_memory_gb: _NonNegativeFloat | None = None
+    min_gpu_memory_gb: _NonNegativeFloat | None = None
+    min_cuda_compute: _NonNegativeFloat | None = None
+    gpu_count: Annotated[int, Field(ge=1)] | None = None
+    browser: str | None = None
+    priority: _Priority | None = None
+    timeout: _PositiveFloat | None = None
+
+    @field_validator("hardware", mode="before")
+    @classmethod
+    def _normalise_hardware(cls, value: Any) -> list[str]:
+        kinds = [value] if isinstance(value, str) else value
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise ValueError(
+                f"expected a hardware kind or a list of them, got {_describe_value(value)}"
+            )
+        if not kinds:
+            raise ValueError("must list at least one hardware kind")
+        normalised: list[str] = []
+        for kind in kinds:
+            name = kind.strip().lower()
+            if name not in HARDWARE_KINDS:
+                raise ValueError(f"unknown hardware {kind!r} (known: {', '.join(HARDWARE_KINDS)})")
+            if name not in normalised:
+                normalised.append(name)
+        return normalised
+
+
+class RetryPolicy(_Model):
+    """How often, and how long apart, a failed task is retried."""
+
+    max_retries: Annotated[int, Field(ge=0)] = 3
+    retry_delay_seconds: _NonNegativeFloat = 0.0
+
+
+class BenchmarkConfig(_Model):
+    """What to benchmark; unknown keys are kept for the benchmark runner."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    runtime: str = "pytorch"
+    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1])
+    sequence_lengths: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
+    iterations: Annotated[int, Field(ge=1)] = 100
+    warmup: Annotated[int, Field(ge=0)] = 10
+
+
+class _TaskBase(_Model):
+    # Declared here so that ``type`` comes first in dumps; subclasses narrow it.
+    type: str
+    name: str | None = None
+    priority: _Priority | None = None
+    requirements: Requirements = Field(default_factory=Requirements)
+    timeout_seconds: _PositiveFloat | None = None
+    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @property
+    def effective_priority(self) -> int:
+        """The task's priority, else its requirements', else the default (5); 9 is most urgent."""
+        for value in (self.priority, self.requirements.priority):
+            if value is not None:
+                return value
+        return DEFAULT_PRIORITY
+
+    @property
+    def effective_timeout(self) -> float:
+        """Seconds allowed per test (test tasks), per command (command tasks), else per task."""
+        own = getattr(self, "timeout", None)
+        for value in (own, self.requirements.timeout, self.timeout_seconds):
+            if value is not None:
+                return value
+        return DEFAULT_TEST_TIMEOUT
+
+
+class TestTask(_TaskBase):
+    """Run pytest on ``paths`` (files, directories or node ids)."""
+
+    # Keeps pytest from collecting this class when a test module imports it.
+    __test__ = False
+
+    type: Literal["test"] = "test"
+    paths: Annotated[list[_NonEmptyStr], Field(min_length=1)]
+    keyword: str | None = None
+    markers: str | None = None
+    pytest_args: list[str] = Field(default_factory=list)
+    workdir: str | None = None
+    timeout: _PositiveFloat | None = None
+
+
+class CommandTask(_TaskBase):
+    """Run a command: a string goes through the shell, a list is executed directly."""
+
+    type: Literal["command"] = "command"
+    command: str | list[str]
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    timeout: _PositiveFloat | None = None
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _check_command(cls, value: Any) -> Any:
+        # Checked by hand: pydantic's errors for ``str | list[str]`` name union members.
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("must not be empty")
+        elif isinstance(value, list) and all(isinstance(part, str) for part in value):
+            if not value:
+                raise ValueError("must not be empty")
+        else:
+            raise ValueError(
+                f"expected a string or a list of strings, got {_describe_value(value)}"
+            )
+        return value
+
+
+class BenchmarkTask(_TaskBase):
+    """Benchmark a model; validated now, executed by a later component."""
+
+    type: Literal["benchmark"] = "benchmark"
+    config: BenchmarkConfig
+
+
+Task = Annotated[TestTask | CommandTask | BenchmarkTask, Field(discriminator="type")]
+
+_TASK_MODELS: dict[str, type[_TaskBase]] = {
+    "test": TestTask,
+    "command": CommandTask,
+    "benchmark": BenchmarkTask,
+}
+
+
+class RunSpec(_Model):
+    """A submitted run: one or more tasks."""
+
+    name: str | None = None
+    tasks: Annotated[list[Task], Field(min_length=1)]
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+_TASK_ADAPTER: TypeAdapter[Any] = TypeAdapter(Task)
+_RUN_ADAPTER: TypeAdapter[RunSpec] = TypeAdapter(RunSpec)
+
+
+def parse_run_spec(data: object, source: str = "task file") -> RunSpec:
+    """Validate already-decoded data: a run object, a bare list of tasks, or one task object."""
+    if data is None:
+        _fail(source, "", "is empty")
+    if isinstance(data, list):
+        data = {"tasks": data}
+    if not isinstance(data, dict):
+        _fail(
+            source,
+            "",
+            f"expected a run object, a list of tasks or a task object, got {_describe_value(data)}",
+        )
+    if _is_single_task(data):
+        # Locations stay relative to the task: that is what the user wrote.
+        task = _validate(_TASK_ADAPTER, Task, data, source)
+        return RunSpec(tasks=[task])
+    return _validate(_RUN_ADAPTER, RunSpec, data, source)
+
+
+def load_run_spec(path: str | Path) -> RunSpec:
+    """Load a JSON or YAML run file (by extension; otherwise JSON, then YAML)."""
+    source = str(path)
+    file = Path(path)
+    if not file.exists():
+        _fail(source, "", "no such file")
+    if file.is_dir():
+        _fail(source, "", "is a directory")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        _fail(source, "", "cannot read: not UTF-8 text")
+    except OSError as err:
+        _fail(source, "", f"cannot read: {err.strerror or err}")
+    if not text.strip():
+        _fail(source, "", "is empty")
+
+    suffix = file.suffix.lower()
+    if suffix == ".json":
+        data = _load_json(text, source)
+    elif suffix in (".yaml", ".yml"):
+        data = _load_yaml(text, source)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError:
+                # Neither parses: report in the format the file most likely meant to use.
+                if text.lstrip()[:1] in ("{", "["):
+                    _load_json(text, source)
+                _load_yaml(text, source)
+    return parse_run_spec(data, source)
+
+
+def spec_from_cli(
+    paths: Sequence[str],
+    *,
+    keyword: str | None = None,
+    markers: str | None = None,
+    hardware: Sequence[str] | str | None = None,
+    timeout: float | None = None,
+    priority: int | None = None,
+    workdir: str | None = None,
+) -> RunSpec:
+    """Build a one-test-task run from ``dtf run`` arguments, validated like a task file."""
+    if isinstance(hardware, str):
+        hardware = hardware.split(",")
+    elif hardware:
+        hardware = [part for kind in hardware for part in kind.split(",")]
+    task: dict[str, Any] = {
+        "type": "test",
+        "paths": list(paths),
+        "keyword": keyword,
+        "markers": markers,
+        "workdir": workdir,
+        "timeout": timeout,
+        "priority": priority,
+    }
+    # An empty sequence is what an unused repeatable option yields: keep the default.
+    if hardware:
+        task["requirements"] = {"hardware": list(hardware)}
+    return parse_run_spec(
+        {key: value for key, value in task.items() if value is not None}, "command line"
+    )
+
+
+def run_spec_to_json(spec: RunSpec) -> dict[str, Any]:
+    """A JSON-safe dict of ``spec`` that :func:`parse_run_spec` turns back into an equal spec."""
+    return spec.model_dump(mode="json")
+
+
+def _is_single_task(data: dict[Any, Any]) -> bool:
+    if "tasks" in data:
+        return False
+    return "type" in data or not set(data) <= set(RunSpec.model_fields)
+
+
+def _load_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        _fail(source, "", f"not valid JSON: line {err.lineno} column {err.colno}: {err.msg}")
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or str(err)
+        if mark is None:
+            _fail(source, "", f"not valid YAML: {problem}")
+        _fail(
+            source,
+            "",
+            f"not valid YAML: line {mark.line + 1} column {mark.column + 1}: {problem}",
+        )
+
+
+def _validate(adapter: TypeAdapter[Any], root: Any, data: Any, source: str) -> Any:
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as err:
+        location, problem = _explain(err.errors()[0], root)
+        _fail(source, location, problem)
+
+
+def _fail(source: str, location: str, problem: str) -> NoReturn:
+    line = ": ".join(part for part in (source, location, problem) if part)
+    raise SpecError(re.sub(r"\s*[\r\n]+\s*", " ", line).strip())
+
+
+_TYPE_NOUNS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+}
+
+
+def _explain(error: Any, root: Any) -> tuple[str, str]:
+    """Turn one pydantic error into (location, problem)."""
+    kind = error["type"]
+    ctx = error.get("ctx", {})
+    value = error.get("input")
+    loc = error["loc"]
+    location, _ = _walk(root, loc)
+    parent_location, parent = _walk(root, loc[:-1])
+    key = str(loc[-1]) if loc else ""
+    allowed = ", ".join(_TASK_MODELS)
+
+    if kind == "extra_forbidden":
+        problem = f"unknown field {key!r}"
+        fields = list(parent.model_fields) if _is_model(parent) else []
+        match = difflib.get_close_matches(key, fields, n=1)
+        if match:
+            problem += f" (did you mean {match[0]!r}?)"
+        return parent_location, problem
+    if kind == "missing":
+        return parent_location, f"missing required field {key!r}"
+    if kind == "union_tag_not_found":
+        return location, f"missing required field 'type' (allowed: {allowed})"
+    if kind == "union_tag_invalid":
+        return _join(location, "type"), f"unknown task type {ctx['tag']!r} (allowed: {allowed})"
+    if kind == "value_error":
+        return location, str(ctx.get("error", error["msg"]))
+    if kind in _TYPE_NOUNS:
+        return location, f"expected {_TYPE_NOUNS[kind]}, got {_describe_value(value)}"
+    if kind in ("too_short", "string_too_short") and ctx.get("min_length") == 1:
+        return location, "must not be empty"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return location, f"must be {bounds[kind]} {limit:g}, got {value!r}"
+    if kind == "finite_number":
+        return location, f"must be a finite number, got {value!r}"
+    if kind == "literal_error":
+        return location, f"expected {ctx['expected']}, got {_describe_value(value)}"
+    return location, str(error["msg"])
+
+
+def _walk(root: Any, loc: tuple[int | str, ...]) -> tuple[str, Any]:
+    """Render ``loc`` as ``tasks[0].requirements.hardware`` and return the type found there.
+
+    Discriminator tags in ``loc`` select a task model and are not part of the rendered path.
+    """
+    path = ""
+    current: Any = _unwrap(root)
+    for segment in loc:
+        tagged = _tagged_model(current, segment)
+        if tagged is not None:
+            current = tagged
+            continue
+        if isinstance(segment, int):
+            path += f"[{segment}]"
+        else:
+            path = _join(path, segment)
+        current = _unwrap(_child_type(current, segment))
+    return path, current
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, UnionType):
+            members = [arg for arg in get_args(tp) if arg is not type(None)]
+            if len(members) != 1:
+                return tp
+            tp = members[0]
+        else:
+            return tp
+
+
+def _tagged_model(tp: Any, segment: int | str) -> Any:
+    if get_origin(tp) not in (Union, UnionType) or not isinstance(segment, str):
+        return None
+    model = _TASK_MODELS.get(segment)
+    return model if model in get_args(tp) else None
+
+
+def _child_type(tp: Any, segment: int | str) -> Any:
+    if _is_model(tp):
+        field = tp.model_fields.get(segment)
+        return field.annotation if field is not None else None
+    args = get_args(tp)
+    if get_origin(tp) is list and args:
+        return args[0]
+    if get_origin(tp) is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _describe_value(value: Any) -> str:
+    names = {
+        type(None): "null",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "object",
+    }
+    name = names.get(type(value), type(value).__name__)
+    if isinstance(value, (list, dict)) or value is None:
+        return name
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{name} {text}"
