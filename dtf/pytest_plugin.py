@@ -1,0 +1,225 @@
+"""pytest plugin used inside dtf's pytest child processes (load with ``-p dtf.pytest_plugin``).
+
+Options, each independent; without any of them the plugin only registers the ``dtf`` marker:
+
+* ``--dtf-collect-out FILE``: after collection (with -k/-m applied) write the selected items
+  and the collection errors to FILE as one JSON document.
+* ``--dtf-select FILE``: run only the node ids listed in FILE (one JSON string per line),
+  in that order.
+* ``--dtf-events FILE``: append one JSON line per event to FILE, flushed and fsync'd:
+  ``{"event": "start", "nodeid"}``, ``{"event": "result", **TestRecord.to_dict()}``,
+  ``{"event": "finish", "nodeid"}`` and ``{"event": "collect_error", **TestRecord.to_dict()}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from dtf.executor.records import OUTCOMES, TestRecord, bounded
+
+MARKER_HELP = (
+    "dtf(**requirements): what a worker needs to run this test, "
+    "e.g. dtf(hardware='cuda', min_memory_gb=16)"
+)
+# Summary categories of pytest_report_teststatus that are results; "" means "not counted".
+_COUNTED = frozenset(OUTCOMES)
+
+_config_key = pytest.StashKey["_DtfState"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dtf", "dtf distributed testing (internal)")
+    group.addoption(
+        "--dtf-collect-out",
+        metavar="FILE",
+        default=None,
+        help="write the collected items and collection errors to FILE as JSON",
+    )
+    group.addoption(
+        "--dtf-select",
+        metavar="FILE",
+        default=None,
+        help="run only the node ids in FILE (JSON lines), in that order",
+    )
+    group.addoption(
+        "--dtf-events",
+        metavar="FILE",
+        default=None,
+        help="append per-test events to FILE as JSON lines",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    opts = config.option
+    if opts.dtf_collect_out or opts.dtf_select or opts.dtf_events:
+        state = _DtfState(config)
+        config.stash[_config_key] = state
+        config.pluginmanager.register(state, "dtf-state")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_config_key, None)
+    if state is not None:
+        state.close()
+
+
+def requirements_of(item: pytest.Item) -> dict:
+    """Kwargs of the item's ``dtf`` markers, merged so that the closest marker wins."""
+    merged: dict = {}
+    for mark in reversed(list(item.iter_markers("dtf"))):
+        merged.update(mark.kwargs)
+    return merged
+
+
+def record_for(
+    report: pytest.TestReport | pytest.CollectReport, config: pytest.Config, duration: float
+) -> TestRecord | None:
+    """The record pytest's summary would count for this report, or None if it counts none."""
+    if not getattr(report, "count_towards_summary", True):
+        return None
+    status = config.hook.pytest_report_teststatus(report=report, config=config)
+    outcome = status[0] if status else ""
+    if outcome not in _COUNTED:
+        return None
+    return TestRecord(
+        nodeid=report.nodeid,
+        outcome=outcome,
+        when=report.when or "call",
+        duration=duration,
+        longrepr=bounded(_longrepr_text(report)),
+        stdout=bounded(getattr(report, "capstdout", "") or None),
+        stderr=bounded(getattr(report, "capstderr", "") or None),
+    )
+
+
+def _longrepr_text(report: pytest.TestReport | pytest.CollectReport) -> str | None:
+    longrepr = report.longrepr
+    if not longrepr:
+        return None
+    # A skip's longrepr is (path, lineno, reason).
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        path, lineno, reason = longrepr
+        return f"{path}:{lineno}: {reason}" if lineno is not None else f"{path}: {reason}"
+    return str(longrepr)
+
+
+class _DtfState:
+    """Per-session state of the plugin, active when one of its options is given."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        opts = config.option
+        self.collect_out: str | None = opts.dtf_collect_out
+        self.selection: list[str] | None = None
+        if opts.dtf_select:
+            self.selection = _read_selection(Path(opts.dtf_select))
+        self.events: IO[str] | None = None
+        if opts.dtf_events:
+            self.events = open(opts.dtf_events, "a", encoding="utf-8")  # noqa: SIM115
+        self.items: list[dict] = []
+        self.collect_errors: list[dict] = []
+        # Phase time of each test not yet attributed to one of its records.
+        self.pending_time: dict[str, float] = {}
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
+            self.events = None
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.events is None:
+            return
+        self.events.write(json.dumps(event) + "\n")
+        self.events.flush()
+        # fsync so a child killed right after still leaves this line behind.
+        os.fsync(self.events.fileno())
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        if self.selection is None:
+            return
+        order = {nodeid: i for i, nodeid in enumerate(self.selection)}
+        keep = sorted((it for it in items if it.nodeid in order), key=lambda it: order[it.nodeid])
+        drop = [it for it in items if it.nodeid not in order]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if not report.failed:
+            return
+        record = TestRecord(
+            nodeid=report.nodeid,
+            outcome="error",
+            when="collect",
+            longrepr=bounded(_longrepr_text(report)),
+        )
+        self.collect_errors.append(record.to_dict())
+        self.emit({"event": "collect_error", **record.to_dict()})
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.collect_out is None:
+            return
+        root = self.config.rootpath
+        self.items = [
+            {
+                "nodeid": it.nodeid,
+                "path": _relpath(it.path, root),
+                "requirements": requirements_of(it),
+            }
+            for it in session.items
+        ]
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # pytest_collection_finish also runs after a usage error (e.g. a bad -k), so the
+        # collection is written only here, where the exit status tells the two apart.
+        if self.collect_out is None or exitstatus in (
+            pytest.ExitCode.USAGE_ERROR,
+            pytest.ExitCode.INTERNAL_ERROR,
+            pytest.ExitCode.INTERRUPTED,
+        ):
+            return
+        doc = {
+            "rootdir": str(self.config.rootpath),
+            "items": self.items,
+            "errors": self.collect_errors,
+        }
+        tmp = Path(self.collect_out + ".tmp")
+        tmp.write_text(json.dumps(doc, default=repr), encoding="utf-8")
+        os.replace(tmp, self.collect_out)
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.emit({"event": "start", "nodeid": nodeid})
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        spent = self.pending_time.get(report.nodeid, 0.0) + (report.duration or 0.0)
+        record = record_for(report, self.config, spent)
+        if record is None:
+            self.pending_time[report.nodeid] = spent
+            return
+        self.pending_time.pop(report.nodeid, None)
+        self.emit({"event": "result", **record.to_dict()})
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self.pending_time.pop(nodeid, None)
+        self.emit({"event": "finish", "nodeid": nodeid})
+
+
+def _read_selection(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _relpath(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return Path(os.path.relpath(path, root)).as_posix()

@@ -1,0 +1,460 @@
+"""The dtf pytest plugin and run_pytest_batch, against real pytest child processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dtf.executor import pytest_runner
+from dtf.executor.collect import Collection, collect
+from dtf.executor.pytest_runner import BatchOutcome, run_pytest_batch
+from dtf.executor.records import MAX_TEXT_BYTES, OUTCOMES, TestRecord, bounded
+
+SUITE = Path(__file__).resolve().parents[1] / "suites" / "outcomes"
+UNSTABLE_FILES = ("test_crash.py", "test_hang.py")
+
+
+def write_suite(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pytest.ini").write_text("")
+    for name, body in files.items():
+        (root / name).write_text(textwrap.dedent(body))
+    return root
+
+
+@dataclass
+class Run:
+    collection: Collection
+    records: list[TestRecord]
+    threads: set[int]
+    outcome: BatchOutcome
+
+    def of(self, nodeid: str) -> list[tuple[str, str]]:
+        return [(r.outcome, r.when) for r in self.records if r.nodeid == nodeid]
+
+    def record(self, nodeid: str) -> TestRecord:
+        (found,) = [r for r in self.records if r.nodeid == nodeid]
+        return found
+
+
+def run_batch(nodeids: list[str], root: Path, **kwargs) -> tuple[list[TestRecord], BatchOutcome]:
+    records: list[TestRecord] = []
+    kwargs.setdefault("test_timeout", 30.0)
+    outcome = run_pytest_batch(nodeids, root, on_record=records.append, **kwargs)
+    return records, outcome
+
+
+@pytest.fixture(scope="module")
+def suite_run() -> Run:
+    collection = collect([], SUITE)
+    records: list[TestRecord] = []
+    threads: set[int] = set()
+
+    def on_record(record: TestRecord) -> None:
+        threads.add(threading.get_ident())
+        records.append(record)
+
+    outcome = run_pytest_batch(
+        [item.nodeid for item in collection.items], SUITE, test_timeout=2.0, on_record=on_record
+    )
+    return Run(collection, records, threads, outcome)
+
+
+def plain_pytest_counts(root: Path, *args: str) -> Counter[str]:
+    """Counts from the summary line of a plain pytest run (no dtf plugin)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert " in " in summary, proc.stdout
+    counts: Counter[str] = Counter()
+    for number, word in re.findall(r"(\d+) (\w+)", summary):
+        word = {"errors": "error"}.get(word, word)
+        if word in OUTCOMES:
+            counts[word] += int(number)
+    return counts
+
+
+def test_counts_equal_plain_pytest(suite_run: Run) -> None:
+    expected = plain_pytest_counts(
+        SUITE,
+        "--continue-on-collection-errors",
+        *(f"--ignore={name}" for name in UNSTABLE_FILES),
+    )
+    ours = Counter(r.outcome for r in suite_run.records if not r.nodeid.startswith(UNSTABLE_FILES))
+    ours.update(e.outcome for e in suite_run.collection.errors)
+    assert ours == expected
+    # The suite really contains every outcome pytest reports.
+    assert set(expected) == {"passed", "failed", "skipped", "xfailed", "xpassed", "error"}
+
+
+def test_batch_counts_match_the_records(suite_run: Run) -> None:
+    assert suite_run.outcome.counts == dict(Counter(r.outcome for r in suite_run.records))
+
+
+def test_crashing_test_is_one_crashed_record_and_the_rest_still_run(suite_run: Run) -> None:
+    assert suite_run.of("test_crash.py::test_before_crash") == [("passed", "call")]
+    assert suite_run.of("test_crash.py::test_crash") == [("crashed", "run")]
+    assert suite_run.of("test_crash.py::test_after_crash") == [("passed", "call")]
+    assert "exited with code 3" in suite_run.record("test_crash.py::test_crash").longrepr
+
+
+def test_hanging_test_times_out_and_the_rest_still_run(suite_run: Run) -> None:
+    assert suite_run.of("test_hang.py::test_hang") == [("timed_out", "run")]
+    assert suite_run.of("test_hang.py::test_after_hang") == [("passed", "call")]
+    record = suite_run.record("test_hang.py::test_hang")
+    assert record.longrepr == "test exceeded its timeout of 2s"
+
+
+def test_a_new_child_follows_each_crash_and_hang(suite_run: Run) -> None:
+    assert suite_run.outcome.children == 3
+    first, second, _ = suite_run.outcome.exit_codes
+    assert first == 3
+    assert second < 0  # killed by a signal
+
+
+def test_records_arrive_in_run_order_on_the_calling_thread(suite_run: Run) -> None:
+    wanted = [item.nodeid for item in suite_run.collection.items]
+    assert list(dict.fromkeys(r.nodeid for r in suite_run.records)) == wanted
+    assert suite_run.threads == {threading.get_ident()}
+
+
+def test_odd_node_ids_round_trip(suite_run: Run) -> None:
+    wanted = [item.nodeid for item in suite_run.collection.items]
+    odd = [n for n in wanted if "test_odd_ids[" in n] + ["test_outcomes.py::test_grüße"]
+    assert len(odd) == 8
+    for nodeid in odd:
+        assert suite_run.of(nodeid) == [("passed", "call")], nodeid
+
+
+def test_outcome_rules(suite_run: Run) -> None:
+    expected = {
+        "test_outcomes.py::test_failed": [("failed", "call")],
+        "test_outcomes.py::test_skipped_marker": [("skipped", "setup")],
+        "test_outcomes.py::test_skipped_runtime": [("skipped", "call")],
+        "test_outcomes.py::test_xfailed": [("xfailed", "call")],
+        "test_outcomes.py::test_xfailed_runtime": [("xfailed", "call")],
+        "test_outcomes.py::test_xfailed_not_run": [("xfailed", "setup")],
+        "test_outcomes.py::test_xpassed": [("xpassed", "call")],
+        "test_outcomes.py::test_xpassed_strict": [("failed", "call")],
+        "test_outcomes.py::test_setup_error": [("error", "setup")],
+        "test_outcomes.py::test_teardown_error_after_pass": [
+            ("passed", "call"),
+            ("error", "teardown"),
+        ],
+        "test_outcomes.py::test_teardown_error_after_failure": [
+            ("failed", "call"),
+            ("error", "teardown"),
+        ],
+    }
+    assert {nodeid: suite_run.of(nodeid) for nodeid in expected} == expected
+    assert "setup boom" in suite_run.record("test_outcomes.py::test_setup_error").longrepr
+    assert (
+        "skipped at runtime" in suite_run.record("test_outcomes.py::test_skipped_runtime").longrepr
+    )
+
+
+def test_captured_output_is_in_the_record(suite_run: Run) -> None:
+    printed = suite_run.record("test_outcomes.py::test_prints")
+    assert printed.stdout == "hello on stdout\n"
+    assert printed.stderr == "hello on stderr\n"
+    failed = suite_run.record("test_outcomes.py::test_failed")
+    assert "output of a failing test" in failed.stdout
+    assert "assert (1 + 1) == 3" in failed.longrepr
+
+
+def test_records_stream_while_the_child_runs(tmp_path: Path) -> None:
+    # test_second waits for a file that on_record writes when test_first's record
+    # arrives; it can only pass if records are delivered while the child is running.
+    flag = tmp_path / "first-arrived"
+    root = write_suite(
+        tmp_path / "suite",
+        {
+            "test_stream.py": """
+        import os, time
+        from pathlib import Path
+
+        def test_first():
+            pass
+
+        def test_second():
+            flag = Path(os.environ["DTF_TEST_FLAG"])
+            while not flag.exists():
+                time.sleep(0.01)
+    """
+        },
+    )
+    seen: list[TestRecord] = []
+
+    def on_record(record: TestRecord) -> None:
+        seen.append(record)
+        if record.nodeid.endswith("test_first"):
+            flag.touch()
+
+    run_pytest_batch(
+        ["test_stream.py::test_first", "test_stream.py::test_second"],
+        root,
+        test_timeout=30.0,
+        on_record=on_record,
+        env={"DTF_TEST_FLAG": str(flag)},
+    )
+    assert [(r.nodeid, r.outcome) for r in seen] == [
+        ("test_stream.py::test_first", "passed"),
+        ("test_stream.py::test_second", "passed"),
+    ]
+
+
+def test_only_the_selected_ids_run_in_the_given_order(tmp_path: Path) -> None:
+    root = write_suite(
+        tmp_path,
+        {
+            "test_a.py": "def test_1():\n    pass\n\ndef test_2():\n    pass\n",
+            "test_b.py": "def test_3():\n    pass\n",
+        },
+    )
+    wanted = ["test_b.py::test_3", "test_a.py::test_2"]
+    records, outcome = run_batch(wanted, root)
+    assert [(r.nodeid, r.outcome) for r in records] == [(n, "passed") for n in wanted]
+    assert outcome == BatchOutcome(counts={"passed": 2}, children=1, exit_codes=[0])
+
+
+def test_module_failing_to_import_gives_error_records(tmp_path: Path) -> None:
+    root = write_suite(
+        tmp_path,
+        {
+            "test_ok.py": "def test_ok():\n    pass\n",
+            "test_broken.py": """
+            import module_missing_on_this_worker
+
+            def test_one():
+                pass
+
+            def test_two():
+                pass
+        """,
+        },
+    )
+    wanted = ["test_broken.py::test_one", "test_ok.py::test_ok", "test_broken.py::test_two"]
+    records, outcome = run_batch(wanted, root)
+    assert [(r.nodeid, r.outcome, r.when) for r in records] == [
+        ("test_ok.py::test_ok", "passed", "call"),
+        ("test_broken.py::test_one", "error", "run"),
+        ("test_broken.py::test_two", "error", "run"),
+    ]
+    for record in records[1:]:
+        assert "collection of test_broken.py failed" in record.longrepr
+        assert "No module named 'module_missing_on_this_worker'" in record.longrepr
+    assert outcome.children == 1
+
+
+def test_unknown_ids_and_missing_files_are_errors(tmp_path: Path) -> None:
+    root = write_suite(tmp_path, {"test_a.py": "def test_a():\n    pass\n"})
+    wanted = ["test_a.py::test_a", "test_a.py::test_gone", "test_gone.py::test_x"]
+    records, outcome = run_batch(wanted, root)
+    assert sorted((r.nodeid, r.outcome) for r in records) == [
+        ("test_a.py::test_a", "passed"),
+        ("test_a.py::test_gone", "error"),
+        ("test_gone.py::test_x", "error"),
+    ]
+    by_id = {r.nodeid: r for r in records}
+    assert "did not run" in by_id["test_a.py::test_gone"].longrepr
+    assert "file not found on this worker: test_gone.py" in by_id["test_gone.py::test_x"].longrepr
+    assert outcome.children == 1
+
+
+def test_usage_error_gives_error_records_without_looping(tmp_path: Path) -> None:
+    two_tests = "def test_a():\n    pass\n\ndef test_b():\n    pass\n"
+    root = write_suite(tmp_path, {"test_a.py": two_tests})
+    records, outcome = run_batch(
+        ["test_a.py::test_a", "test_a.py::test_b"], root, extra_args=["--no-such-option"]
+    )
+    assert [(r.outcome, r.when) for r in records] == [("error", "run")] * 2
+    assert "exited with code 4" in records[0].longrepr
+    assert "unrecognized arguments: --no-such-option" in records[0].longrepr
+    assert outcome.children == 1
+    assert outcome.exit_codes == [4]
+
+
+def test_segfault_is_a_crash_with_the_signal_and_stderr(tmp_path: Path) -> None:
+    root = write_suite(
+        tmp_path,
+        {
+            "test_segv.py": """
+        import ctypes
+
+        def test_segv():
+            ctypes.string_at(0)
+
+        def test_after():
+            pass
+    """
+        },
+    )
+    records, outcome = run_batch(["test_segv.py::test_segv", "test_segv.py::test_after"], root)
+    assert [(r.outcome, r.when) for r in records] == [("crashed", "run"), ("passed", "call")]
+    assert "SIGSEGV" in records[0].longrepr
+    assert "Fatal Python error" in records[0].longrepr  # faulthandler's dump, from stderr
+    assert outcome.children == 2
+
+
+def test_crash_in_teardown_adds_a_crashed_record(tmp_path: Path) -> None:
+    root = write_suite(
+        tmp_path,
+        {
+            "test_td.py": """
+        import os
+        import pytest
+
+        @pytest.fixture
+        def dies_in_teardown():
+            yield
+            os._exit(7)
+
+        def test_passes(dies_in_teardown):
+            pass
+
+        def test_after():
+            pass
+    """
+        },
+    )
+    records, _ = run_batch(["test_td.py::test_passes", "test_td.py::test_after"], root)
+    assert [(r.nodeid, r.outcome) for r in records] == [
+        ("test_td.py::test_passes", "passed"),
+        ("test_td.py::test_passes", "crashed"),
+        ("test_td.py::test_after", "passed"),
+    ]
+
+
+def test_stalled_collection_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pytest_runner, "STALL_TIMEOUT_FLOOR", 0.5)
+    root = write_suite(
+        tmp_path,
+        {
+            "test_stuck.py": """
+        import time
+        time.sleep(3600)
+
+        def test_a():
+            pass
+    """
+        },
+    )
+    records, outcome = run_batch(["test_stuck.py::test_a"], root, test_timeout=0.5)
+    assert [(r.outcome, r.when) for r in records] == [("error", "run")]
+    assert "made no progress" in records[0].longrepr
+    assert outcome.children == 1
+    assert outcome.exit_codes[0] < 0
+
+
+def test_failing_callback_stops_the_child(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    root = write_suite(
+        tmp_path / "suite",
+        {
+            "test_slow.py": """
+        import os, time
+        from pathlib import Path
+
+        def test_first():
+            pass
+
+        def test_slow():
+            Path(os.environ["DTF_PID_FILE"]).write_text(str(os.getpid()))
+            time.sleep(3600)
+    """
+        },
+    )
+
+    def on_record(record: TestRecord) -> None:
+        for _ in range(3000):  # let the child get into test_slow
+            if pid_file.exists():
+                break
+            time.sleep(0.01)
+        raise RuntimeError("database is down")
+
+    with pytest.raises(RuntimeError, match="database is down"):
+        run_pytest_batch(
+            ["test_slow.py::test_first", "test_slow.py::test_slow"],
+            root,
+            test_timeout=30.0,
+            on_record=on_record,
+            env={"DTF_PID_FILE": str(pid_file)},
+        )
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_plugin_is_inert_but_registers_the_marker(tmp_path: Path) -> None:
+    root = write_suite(
+        tmp_path,
+        {
+            "test_m.py": """
+        import pytest
+
+        @pytest.mark.dtf(hardware="cpu")
+        def test_m():
+            pass
+    """
+        },
+    )
+    cmd = [sys.executable, "-m", "pytest", "-p", "dtf.pytest_plugin", "-p", "no:cacheprovider"]
+    run = subprocess.run(
+        [*cmd, "--strict-markers"], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stdout
+    assert sorted(p.name for p in root.iterdir() if p.name != "__pycache__") == [
+        "pytest.ini",
+        "test_m.py",
+    ]
+    markers = subprocess.run(
+        [*cmd, "--markers"], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert "@pytest.mark.dtf(**requirements)" in markers.stdout
+
+
+def test_record_round_trips_through_a_dict() -> None:
+    record = TestRecord(
+        nodeid="t.py::test[a b]",
+        outcome="failed",
+        when="call",
+        duration=1.5,
+        longrepr="boom",
+        stdout="out",
+        stderr=None,
+    )
+    assert TestRecord.from_dict({"event": "result", **record.to_dict()}) == record
+    with pytest.raises(ValueError):
+        TestRecord(nodeid="t.py::t", outcome="exploded", when="call")
+
+
+def test_bounded_keeps_head_and_tail() -> None:
+    assert bounded(None) is None
+    assert bounded("short") == "short"
+    text = "HEAD" + "x" * (MAX_TEXT_BYTES * 2) + "TAIL"
+    cut = bounded(text)
+    assert cut.startswith("HEAD")
+    assert cut.endswith("TAIL")
+    assert re.search(r"\.\.\. \[\d+ bytes cut\] \.\.\.", cut)
+    assert len(cut.encode()) <= MAX_TEXT_BYTES
+    number = int(re.search(r"\[(\d+) bytes cut\]", cut).group(1))
+    assert len(cut.encode()) - len(cut.split("\n")[1]) - 2 + number == len(text.encode())
+    # A multi-byte character split by the cut is dropped, not mangled.
+    wide = bounded("ü" * 1000, limit=301)
+    assert wide.startswith("ü" * 50)
+    assert wide.endswith("ü" * 50)
+    assert len(wide.encode()) <= 301
