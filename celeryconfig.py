@@ -1,0 +1,53 @@
+"""Celery settings for dtf: the file a deployment edits.
+
+dtf loads it as the module named by ``DTF_CELERY_CONFIG`` (default
+``celeryconfig``). Connection URLs come from ``DTF_BROKER_URL``,
+``DTF_RESULT_BACKEND`` and ``DTF_DATABASE_URL`` (see the README); the rest
+are the reliability settings every deployment should keep.
+"""
+
+from dtf.config import CONTROL_QUEUE, VISIBILITY_TIMEOUT_S, load_settings
+
+_settings = load_settings()
+
+broker_url = _settings.broker_url
+result_backend = _settings.result_backend
+broker_transport_options = _settings.broker_transport_options
+result_backend_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+
+# JSON only: a broker message must never be able to run code when it is read.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+
+# At-least-once: a batch is acknowledged after it ran, and a batch whose
+# worker died is handed out again instead of being lost.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_track_started = True
+
+# Retry the broker at worker start explicitly, as Celery 6 will require.
+broker_connection_retry_on_startup = True
+broker_connection_timeout = 4
+
+# A batch enforces each test's timeout itself; these limits catch a batch
+# that hangs as a whole and stay below the visibility timeout.
+task_soft_time_limit = VISIBILITY_TIMEOUT_S - 1800
+task_time_limit = VISIBILITY_TIMEOUT_S - 900
+
+# Control tasks (finalize_run, chord bookkeeping) go to a queue every worker
+# consumes; batches go to the queue of the hardware they need.
+task_default_queue = CONTROL_QUEUE
+task_create_missing_queues = True
+result_chord_retry_interval = 0.2
+result_expires = 7 * 24 * 3600
+result_extended = True
+
+# Events for Flower and `celery events`.
+worker_send_task_events = True
+task_send_sent_event = True
+
+worker_hijack_root_logger = False
+worker_max_tasks_per_child = 200

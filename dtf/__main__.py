@@ -1,0 +1,5 @@
+"""``python -m dtf`` is the ``dtf`` command."""
+
+from dtf.cli import main
+
+main()

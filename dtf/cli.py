@@ -1,0 +1,350 @@
+"""The ``dtf`` command: submit, run, status, results, init-db."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from dtf.config import Settings, load_settings, redact
+from dtf.errors import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, BadInput, DtfError
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dtf")
+def cli() -> None:
+    """dtf: run tests and benchmarks as Celery tasks on the hardware they need."""
+
+
+def _spec_from_options(task_file, paths, keyword, markers, hardware, timeout, priority):
+    from dtf.spec import load_run_spec, spec_from_cli
+
+    if task_file and paths:
+        raise BadInput("give either PATHS or --task-file, not both")
+    if task_file:
+        return load_run_spec(task_file)
+    if not paths:
+        raise BadInput("nothing to run: give test PATHS or --task-file FILE")
+    return spec_from_cli(
+        paths,
+        keyword=keyword,
+        markers=markers,
+        hardware=hardware,
+        timeout=timeout,
+        priority=priority,
+    )
+
+
+def _prepare(settings: Settings) -> None:
+    """Make the embedded default's folders and schema; check a server database's schema."""
+    from dtf.db.schema import ensure_schema
+
+    if settings.embedded or settings.database_url.startswith("sqlite"):
+        for folder in settings.folders():
+            folder.mkdir(parents=True, exist_ok=True)
+    ensure_schema(settings.database_url, create=settings.database_url.startswith("sqlite"))
+
+
+selection_options = [
+    click.option("--task-file", type=click.Path(dir_okay=False), help="JSON or YAML run file."),
+    click.option("-k", "keyword", help="Only tests matching this pytest -k expression."),
+    click.option("-m", "markers", help="Only tests matching this pytest -m expression."),
+    click.option(
+        "--hardware", help="Hardware kind(s) the tests need, comma-separated (default cpu)."
+    ),
+    click.option("--timeout", type=float, help="Per-test timeout in seconds (default 300)."),
+    click.option("--priority", type=int, help="0..9, 9 most urgent (default 5)."),
+]
+
+
+def with_selection(func):
+    for option in reversed(selection_options):
+        func = option(func)
+    return click.argument("paths", nargs=-1)(func)
+
+
+def _hardware(value: str | None) -> list[str] | None:
+    return [h.strip() for h in value.split(",") if h.strip()] if value else None
+
+
+@cli.command()
+@with_selection
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for the run to finish and exit with its verdict.",
+)
+@click.option(
+    "--workers",
+    "workers",
+    type=int,
+    help="Start N local workers for this run (default: one per core on the "
+    "embedded default, none when a broker is configured).",
+)
+@click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+def run(
+    paths, task_file, keyword, markers, hardware, timeout, priority, wait, workers, junit_xml
+) -> None:
+    """Run tests: plan, send to workers, show progress, exit 0/1/2/3."""
+    from dtf.local_workers import LocalWorkers
+
+    settings = load_settings()
+    spec = _spec_from_options(
+        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority
+    )
+    if workers is None:
+        workers = (os.cpu_count() or 1) if settings.embedded else 0
+    if workers < 0:
+        raise BadInput("--workers must be 0 or more")
+    if settings.embedded and workers == 0:
+        raise BadInput(
+            "the embedded default has no other workers: pass --workers 1 or more, "
+            "or set DTF_BROKER_URL to a shared broker"
+        )
+    if workers and not wait:
+        raise BadInput("local workers stop when dtf exits: use --wait with --workers")
+    _prepare(settings)
+    local = LocalWorkers(workers, ["cpu"], settings.home / "logs") if workers else None
+    run_id = _submit(settings, spec, local_slots=workers)
+    if not wait:
+        stdout.print(run_id)
+        return
+    try:
+        if local:
+            local.start()
+        summary = _wait(settings, run_id, local)
+    finally:
+        if local:
+            local.stop()
+    if junit_xml:
+        _write_report(settings, run_id, "junit", junit_xml)
+    _print_summary(settings, summary)
+    sys.exit(summary.exit_code)
+
+
+@cli.command()
+@with_selection
+def submit(paths, task_file, keyword, markers, hardware, timeout, priority) -> None:
+    """Queue a run for the workers and print its id (fire and forget)."""
+    settings = load_settings()
+    spec = _spec_from_options(
+        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority
+    )
+    _prepare(settings)
+    stdout.print(_submit(settings, spec, local_slots=0))
+
+
+def _submit(settings: Settings, spec, *, local_slots: int) -> str:
+    """Check broker and workers, collect and batch, store, send; returns the run id."""
+    from dtf.celery_app import app
+    from dtf.scheduling.planner import plan_run
+    from dtf.submission import check_broker, queue_slots, require_consumers, send_run, store_plan
+
+    if any(t.type == "benchmark" for t in spec.tasks):
+        plan_run(spec, cwd=Path.cwd(), slots=1)  # raises the clear "not supported yet" error
+    check_broker(app, settings)
+    if local_slots:
+        queues = {q: local_slots for q in ("cpu",)}
+        needed = {t.requirements.hardware[0] for t in spec.tasks}
+        missing = sorted(needed - set(queues))
+        if missing:
+            raise DtfError(
+                f"local workers serve only the cpu queue, and tasks need '{missing[0]}'; "
+                "set DTF_BROKER_URL and start a worker on such a machine"
+            )
+    else:
+        queues = queue_slots(app)
+        require_consumers(queues, {t.requirements.hardware[0] for t in spec.tasks})
+    slots = max(queues.values(), default=1)
+    plan = plan_run(spec, cwd=Path.cwd(), slots=slots)
+    run_id, headers = store_plan(settings.database_url, plan, workdir=str(Path.cwd()))
+    send_run(settings.database_url, run_id, headers)
+    return run_id
+
+
+def _wait(settings: Settings, run_id: str, local):
+    from dtf.progress import wait_for_run
+
+    def still_serving() -> str | None:
+        if local is not None and not local.alive():
+            return (
+                f"the local workers exited before run {run_id} finished: "
+                f"{local.last_log_line() or 'no log'} (log: {local.log_file})"
+            )
+        return None
+
+    return wait_for_run(settings.database_url, run_id, stderr, still_serving=still_serving)
+
+
+def _print_summary(settings: Settings, summary) -> None:
+    from dtf.db.session import session_scope
+    from dtf.progress import counts_line
+    from dtf.summary import failures
+
+    with session_scope(settings.database_url) as session:
+        failing = failures(session, summary.run_id)
+    if failing:
+        stdout.print("[bold]failures[/bold]")
+        for result in failing:
+            text = (result.longrepr or "").strip().splitlines()
+            stdout.print(
+                f"  {result.outcome.upper():9} {result.nodeid}"
+                + (f" - {text[-1][:160]}" if text else ""),
+                markup=False,
+            )
+    for command in summary.commands:
+        if command.status == "timed_out" or command.exit_code:
+            stdout.print(
+                f"  COMMAND   task {command.position} exited {command.exit_code}", markup=False
+            )
+    for line in summary.broken:
+        stdout.print(f"  BROKEN    {line}", markup=False)
+    stdout.print(
+        f"dtf: {summary.status}: {counts_line(summary)} (run {summary.run_id})", markup=False
+    )
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(run_id, as_json) -> None:
+    """Show a run's state and counts (the latest run when RUN is omitted)."""
+    from dtf.db.session import session_scope
+    from dtf.progress import counts_line
+    from dtf.summary import summarize
+
+    settings = load_settings()
+    _prepare_read(settings)
+    with session_scope(settings.database_url) as session:
+        run_id = _resolve_run(session, run_id)
+        summary = summarize(session, run_id)
+    if as_json:
+        stdout.print_json(
+            data={
+                "run_id": run_id,
+                "status": summary.status,
+                "total": summary.total,
+                "finished": summary.finished,
+                "counts": summary.counts,
+            }
+        )
+    else:
+        stdout.print(f"run {run_id}: {summary.status}: {counts_line(summary)}", markup=False)
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "junit"]), default="json", show_default=True
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+def results(run_id, fmt, output) -> None:
+    """Print or write a run's results as JSON or JUnit XML."""
+    from dtf.db.session import session_scope
+
+    settings = load_settings()
+    _prepare_read(settings)
+    with session_scope(settings.database_url) as session:
+        run_id = _resolve_run(session, run_id)
+    if output:
+        _write_report(settings, run_id, fmt, output)
+    else:
+        stdout.out(_render(settings, run_id, fmt), end="")
+
+
+@cli.command("init-db")
+def init_db() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    from dtf.db.schema import upgrade
+
+    settings = load_settings()
+    if settings.database_url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    revision = upgrade(settings.database_url)
+    stdout.print(
+        f"database {redact(settings.database_url)} is at revision {revision}", markup=False
+    )
+
+
+def _prepare_read(settings: Settings) -> None:
+    from dtf.db.schema import ensure_schema
+
+    if settings.database_url.startswith("sqlite"):
+        path = settings.database_url.removeprefix("sqlite:///")
+        if not Path(path).exists():
+            raise BadInput(
+                f"no dtf database at {path}: run something first, or set DTF_DATABASE_URL"
+            )
+    ensure_schema(settings.database_url, create=False)
+
+
+def _resolve_run(session, run_id: str | None) -> str:
+    from sqlalchemy import select
+
+    from dtf.db.models import Run
+
+    if run_id is None:
+        run_id = session.scalar(select(Run.id).order_by(Run.created_at.desc()).limit(1))
+        if run_id is None:
+            raise BadInput("there are no runs yet")
+        return run_id
+    if session.get(Run, run_id) is None:
+        raise BadInput(f"no run with id {run_id!r}; `dtf status` shows the latest")
+    return run_id
+
+
+def _render(settings: Settings, run_id: str, fmt: str) -> str:
+    from dtf.db.session import session_scope
+    from dtf.reporting.json_report import run_json
+    from dtf.reporting.junit import junit_xml
+
+    with session_scope(settings.database_url) as session:
+        if fmt == "junit":
+            return junit_xml(session, run_id)
+        return json.dumps(run_json(session, run_id), indent=2, default=str) + "\n"
+
+
+def _write_report(settings: Settings, run_id: str, fmt: str, path: str) -> None:
+    try:
+        Path(path).write_text(_render(settings, run_id, fmt), encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every error is one line on stderr and an exit code, never a traceback."""
+    from dtf.spec import SpecError
+
+    try:
+        cli.main(args=argv, prog_name="dtf", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        stderr.print("dtf: aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        stderr.print(f"dtf: error: {exc.format_message()}", markup=False)
+        sys.exit(EXIT_BAD_INPUT)
+    except SpecError as exc:
+        stderr.print(f"dtf: error: {exc}", markup=False)
+        sys.exit(EXIT_BAD_INPUT)
+    except DtfError as exc:
+        stderr.print(f"dtf: error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        stderr.print("dtf: interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("DTF_DEBUG"):
+            raise
+        line = " ".join(f"{type(exc).__name__}: {exc}".split())
+        stderr.print(f"dtf: internal error: {line} (set DTF_DEBUG=1 for a traceback)", markup=False)
+        sys.exit(EXIT_INFRASTRUCTURE)

@@ -1,0 +1,91 @@
+"""Settings from the environment, with an embedded default that needs no server.
+
+With nothing configured, dtf keeps everything under ``.dtf/`` in the current
+directory (or ``DTF_HOME``): kombu's filesystem transport as the broker,
+Celery's filesystem result backend, and a SQLite database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+CONTROL_QUEUE = "dtf.control"
+
+#: Longer than the longest batch may run: a message a worker took but never
+#: acknowledged is handed out again only after this long (Redis, SQS).
+VISIBILITY_TIMEOUT_S = 12 * 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where dtf's broker, result backend and database are."""
+
+    home: Path
+    broker_url: str
+    result_backend: str
+    database_url: str
+    broker_transport_options: dict = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        """True when the broker is the serverless embedded default."""
+        return self.broker_url.startswith("filesystem://")
+
+    def folders(self) -> list[Path]:
+        """Folders the embedded default needs on disk."""
+        opts = self.broker_transport_options
+        keys = ("data_folder_in", "data_folder_out", "control_folder", "processed_folder")
+        broker = [Path(opts[k]) for k in keys if k in opts]
+        results = (
+            [Path(self.result_backend[len("file://") :])]
+            if self.result_backend.startswith("file://")
+            else []
+        )
+        return [self.home, self.home / "logs", *broker, *results]
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``DTF_HOME``, ``DTF_BROKER_URL``, ``DTF_RESULT_BACKEND`` and ``DTF_DATABASE_URL``."""
+    env = os.environ if env is None else env
+    home = Path(env.get("DTF_HOME") or Path.cwd() / ".dtf").resolve()
+    broker_url = env.get("DTF_BROKER_URL") or "filesystem://"
+    database_url = env.get("DTF_DATABASE_URL") or f"sqlite:///{home / 'dtf.sqlite'}"
+
+    if broker_url.startswith("filesystem://"):
+        queue_dir = str(home / "broker" / "queue")
+        transport_options = {
+            "data_folder_in": queue_dir,
+            "data_folder_out": queue_dir,
+            "control_folder": str(home / "broker" / "control"),
+            "processed_folder": str(home / "broker" / "processed"),
+            "store_processed": False,
+            "polling_interval": 0.05,
+        }
+        default_backend = f"file://{home / 'results'}"
+    else:
+        transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+        if broker_url.startswith(("redis://", "rediss://")):
+            default_backend = broker_url
+        else:
+            default_backend = f"db+{database_url}"
+    result_backend = env.get("DTF_RESULT_BACKEND") or default_backend
+    return Settings(
+        home=home,
+        broker_url=broker_url,
+        result_backend=result_backend,
+        database_url=database_url,
+        broker_transport_options=transport_options,
+    )
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

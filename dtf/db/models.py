@@ -1,0 +1,162 @@
+"""What dtf keeps: runs, their tasks, test items, batches, attempts, results and workers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Run(Base):
+    """One submission: a run holds tasks, a test task holds items, items go out in batches."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    #: pending -> running -> passed | failed | error
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    workdir: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    tasks: Mapped[list[RunTask]] = relationship(back_populates="run", order_by="RunTask.position")
+
+
+class RunTask(Base):
+    """A task of a run: a pytest selection, a shell command or a benchmark."""
+
+    __tablename__ = "run_tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    type: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    queue: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(default=5)
+    #: where pytest or the command runs, and the per-test (or command) timeout
+    workdir: Mapped[str] = mapped_column(Text)
+    timeout: Mapped[float] = mapped_column(Float)
+    #: pending -> running -> done | broken (commands: exit code and output below)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    exit_code: Mapped[int | None]
+    output: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    run: Mapped[Run] = relationship(back_populates="tasks")
+
+
+class Batch(Base):
+    """Test items of one task that run together in one ``execute_batch`` call."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # also the Celery task id
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("run_tasks.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    queue: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    #: pending -> running -> done | broken
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    attempts: Mapped[list[Attempt]] = relationship(order_by="Attempt.number")
+
+
+class Attempt(Base):
+    """One execution of a batch on a worker (a redelivered batch gets another)."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (UniqueConstraint("batch_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    worker: Mapped[str | None] = mapped_column(String(255))
+    #: running -> completed | broken
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    children: Mapped[int] = mapped_column(default=0)
+    exit_codes: Mapped[list[Any]] = mapped_column(default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class TestItem(Base):
+    """A test id the run collected; ``outcome`` is set once it has a result."""
+
+    __test__ = False
+    __tablename__ = "test_items"
+    __table_args__ = (UniqueConstraint("task_id", "nodeid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("run_tasks.id", ondelete="CASCADE"))
+    batch_id: Mapped[str | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="SET NULL"), index=True
+    )
+    nodeid: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    requirements: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    duration: Mapped[float | None] = mapped_column(Float)
+
+
+class TestResult(Base):
+    """A result line of a test: one per test, plus one for an error in its teardown."""
+
+    __test__ = False
+    __tablename__ = "test_results"
+    # A redelivered batch cannot count a test twice.
+    __table_args__ = (UniqueConstraint("item_id", "when"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("test_items.id", ondelete="CASCADE"))
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id", ondelete="SET NULL"))
+    nodeid: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16), index=True)
+    when: Mapped[str] = mapped_column(String(16))
+    duration: Mapped[float] = mapped_column(Float, default=0.0)
+    longrepr: Mapped[str | None] = mapped_column(Text)
+    stdout: Mapped[str | None] = mapped_column(Text)
+    stderr: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Worker(Base):
+    """A worker that registered itself, with its latest heartbeat."""
+
+    __tablename__ = "workers"
+
+    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
+    queues: Mapped[list[Any]] = mapped_column(default=list)
+    inventory: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    version: Mapped[str] = mapped_column(String(32))
+    pid: Mapped[int | None]
+    #: online | offline
+    state: Mapped[str] = mapped_column(String(16), default="online")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)

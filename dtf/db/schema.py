@@ -1,0 +1,53 @@
+"""Create and upgrade the schema with Alembic; check it before use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from dtf.config import redact
+from dtf.db.session import database_errors, get_engine
+from dtf.errors import BadInput
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config for ``url`` that needs no alembic.ini on disk."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(url: str) -> str | None:
+    with database_errors(url), get_engine(url).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(url: str) -> str:
+    """Bring the schema at ``url`` to the newest revision; returns that revision."""
+    with database_errors(url):
+        command.upgrade(alembic_config(url), "head")
+    return head_revision()
+
+
+def ensure_schema(url: str, *, create: bool) -> None:
+    """Upgrade when ``create``; otherwise fail with a line saying to run ``dtf init-db``."""
+    if current_revision(url) == head_revision():
+        return
+    if create:
+        upgrade(url)
+        return
+    raise BadInput(
+        f"the database at {redact(url)} has no dtf schema or an old one; "
+        "run `dtf init-db` to create or upgrade it"
+    )

@@ -1,0 +1,81 @@
+"""Worker processes dtf starts for one run on this machine, and stops afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from dtf.config import CONTROL_QUEUE
+
+
+class LocalWorkers:
+    """``celery -A dtf worker`` with ``count`` pool processes, as a context manager."""
+
+    def __init__(
+        self, count: int, queues: list[str], log_dir: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.count = max(1, count)
+        self.queues = sorted(set(queues) | {CONTROL_QUEUE})
+        self.log_file = log_dir / f"worker-{os.getpid()}.log"
+        self.env = dict(os.environ if env is None else env)
+        self.hostname = f"dtf-local-{os.getpid()}@{socket.gethostname()}"
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> LocalWorkers:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "celery", "-A", "dtf", "worker",
+            "-Q", ",".join(self.queues),
+            "--concurrency", str(self.count),
+            "--pool", "prefork",
+            "--hostname", self.hostname,
+            # One machine, one run: no need to sync with or gossip to other workers.
+            "--without-mingle", "--without-gossip",
+            "--loglevel", "INFO",
+            "--logfile", str(self.log_file),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, grace: float = 15.0) -> None:
+        """Warm shutdown, then kill whatever is left of the worker's process group."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while self.process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def last_log_line(self) -> str:
+        try:
+            lines = self.log_file.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""

@@ -1,0 +1,67 @@
+"""Follow a run in the database until it ends, showing progress as batches finish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dtf.db.session import session_scope
+from dtf.errors import InfrastructureError
+from dtf.summary import RunSummary, summarize
+
+ORDER = ("passed", "failed", "error", "crashed", "timed_out", "skipped", "xfailed", "xpassed")
+
+
+def counts_line(summary: RunSummary) -> str:
+    """``12 passed, 1 failed, 3 remaining`` (outcomes in a fixed order, zeros left out)."""
+    parts = [f"{summary.counts[o]} {o.replace('_', ' ')}" for o in ORDER if summary.counts.get(o)]
+    remaining = summary.total - summary.finished
+    if remaining and not summary.done:
+        parts.append(f"{remaining} remaining")
+    commands = [c for c in summary.commands if c.status not in ("pending", "running")]
+    if summary.commands:
+        parts.append(f"{len(commands)}/{len(summary.commands)} commands")
+    return ", ".join(parts) or "waiting for workers"
+
+
+def wait_for_run(
+    db_url: str,
+    run_id: str,
+    console: Console,
+    *,
+    still_serving: Callable[[], str | None] = lambda: None,
+    poll_interval: float = 0.25,
+) -> RunSummary:
+    """Block until the run is finished; ``still_serving`` names why it cannot finish, if so."""
+    progress = Progress(
+        TextColumn("[bold]dtf[/bold] run " + run_id),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    last_line = None
+    with progress:
+        bar = progress.add_task("", total=None)
+        while True:
+            with session_scope(db_url) as session:
+                summary = summarize(session, run_id)
+            line = counts_line(summary)
+            progress.update(
+                bar, total=summary.total or None, completed=summary.finished, description=line
+            )
+            if not console.is_terminal and line != last_line:
+                console.print(f"dtf: {line}", highlight=False)
+                last_line = line
+            if summary.done:
+                return summary
+            problem = still_serving()
+            if problem:
+                raise InfrastructureError(problem)
+            time.sleep(poll_interval)

@@ -1,0 +1,50 @@
+"""The Celery canvas of a run: chord(group(header tasks on hardware queues), finalize_run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import chord
+from celery.canvas import Signature
+
+from dtf.config import CONTROL_QUEUE, VISIBILITY_TIMEOUT_S
+
+#: A batch's hard time limit stays under the broker's visibility timeout, so
+#: a hung batch is killed before its message would be handed out twice.
+MAX_BATCH_TIME_LIMIT = VISIBILITY_TIMEOUT_S - 900
+#: Per batch, on top of its tests' timeouts: process start, imports, collection.
+BATCH_OVERHEAD_S = 120.0
+
+
+@dataclass(frozen=True)
+class HeaderTask:
+    """One header entry: a batch of tests, or a command task."""
+
+    kind: str  # "batch" | "command"
+    key: str  # the batch id, or the run task id of a command
+    queue: str
+    priority: int
+    time_limit: float
+
+
+def header_signature(entry: HeaderTask) -> Signature:
+    from dtf.tasks.execute import execute_batch, execute_command
+
+    hard = min(entry.time_limit + BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT)
+    options = {
+        "queue": entry.queue,
+        "priority": entry.priority,
+        "time_limit": hard,
+        "soft_time_limit": hard - 30,
+    }
+    if entry.kind == "batch":
+        return execute_batch.si(entry.key).set(task_id=entry.key, **options)
+    return execute_command.si(int(entry.key)).set(**options)
+
+
+def run_canvas(run_id: str, headers: list[HeaderTask]) -> Signature:
+    """The chord for a run; ``finalize_run`` runs once after every header task returned."""
+    from dtf.tasks.finalize import finalize_run
+
+    callback = finalize_run.s(run_id).set(queue=CONTROL_QUEUE, task_id=f"finalize-{run_id}")
+    return chord([header_signature(h) for h in headers], callback)

@@ -1,0 +1,93 @@
+"""A run's counts and state, read from the database (progress, status, finalize)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dtf.db.models import Batch, Run, RunTask, TestItem, TestResult
+from dtf.errors import EXIT_INFRASTRUCTURE, EXIT_PASSED, EXIT_TEST_FAILURES
+
+FAILING_OUTCOMES = ("failed", "error", "crashed", "timed_out")
+TERMINAL_RUN_STATES = ("passed", "failed", "error")
+
+
+@dataclass
+class RunSummary:
+    """What a run has produced so far."""
+
+    run_id: str
+    status: str
+    total: int  # test items planned
+    finished: int  # test items with a result
+    counts: dict[str, int] = field(default_factory=dict)  # results by outcome
+    commands: list[RunTask] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)  # one line per batch/task that could not run
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_RUN_STATES
+
+    @property
+    def failing(self) -> int:
+        tests = sum(self.counts.get(o, 0) for o in FAILING_OUTCOMES)
+        return tests + sum(1 for c in self.commands if c.status == "timed_out" or c.exit_code)
+
+    def verdict(self) -> str:
+        """The status the run ends with: ``error`` beats ``failed`` beats ``passed``."""
+        if self.broken or self.error:
+            return "error"
+        return "failed" if self.failing else "passed"
+
+    @property
+    def exit_code(self) -> int:
+        return {"passed": EXIT_PASSED, "failed": EXIT_TEST_FAILURES}.get(
+            self.status, EXIT_INFRASTRUCTURE
+        )
+
+
+def summarize(session: Session, run_id: str) -> RunSummary:
+    """Read a run's summary; raises LookupError for an unknown run."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise LookupError(run_id)
+    counts = dict(
+        session.execute(
+            select(TestResult.outcome, func.count())
+            .filter_by(run_id=run_id)
+            .group_by(TestResult.outcome)
+        ).all()
+    )
+    total, finished = session.execute(
+        select(func.count(), func.count(TestItem.outcome)).filter_by(run_id=run_id)
+    ).one()
+    commands = list(session.scalars(select(RunTask).filter_by(run_id=run_id, type="command")))
+    broken = [
+        f"batch {b.id} on queue {b.queue}: {b.error}"
+        for b in session.scalars(select(Batch).filter_by(run_id=run_id, status="broken"))
+    ] + [f"command task {c.position}: {c.output}" for c in commands if c.status == "broken"]
+    return RunSummary(
+        run_id=run_id,
+        status=run.status,
+        total=total,
+        finished=finished,
+        counts=counts,
+        commands=commands,
+        broken=broken,
+        error=run.error,
+    )
+
+
+def failures(session: Session, run_id: str, limit: int = 50) -> list[TestResult]:
+    """Results that make a run fail, in the order they happened."""
+    return list(
+        session.scalars(
+            select(TestResult)
+            .filter(TestResult.run_id == run_id, TestResult.outcome.in_(FAILING_OUTCOMES))
+            .order_by(TestResult.id)
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,23 @@
+"""The chord callback: persist a run's final state once every batch returned."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from dtf.config import load_settings
+from dtf.db.models import Run, utcnow
+from dtf.db.session import session_scope
+from dtf.summary import summarize
+
+
+@shared_task(name="dtf.finalize_run")
+def finalize_run(header_results: list[dict], run_id: str) -> dict:
+    """Set the run's status from what its batches stored; runs exactly once per run."""
+    db_url = load_settings().database_url
+    with session_scope(db_url) as session:
+        summary = summarize(session, run_id)
+        run = session.get(Run, run_id)
+        run.status = summary.verdict()
+        run.finished_at = utcnow()
+        run.started_at = run.started_at or run.finished_at
+    return {"run_id": run_id, "status": run.status, "counts": summary.counts}

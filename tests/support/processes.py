@@ -1,0 +1,91 @@
+"""Real processes for tests: the dtf CLI, Celery workers, plain pytest."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SUITES = REPO / "tests" / "suites"
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The environment without any DTF_* setting, plus ``overrides``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DTF_")}
+    env.update(overrides)
+    return env
+
+
+def run_dtf(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``dtf ARGS`` as a user types it, in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", "dtf", *args],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+_SUMMARY_WORDS = {"error": "error", "errors": "error"}
+
+
+def pytest_counts(*args: str, cwd: Path, timeout: float = 300) -> dict[str, int]:
+    """Counts by outcome from plain pytest's closing line for ``pytest ARGS``."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=clean_env(),
+    )  # fmt: skip
+    lines = [line for line in proc.stdout.splitlines() if re.search(r" in [\d.]+s", line)]
+    assert lines, f"pytest printed no summary line:\n{proc.stdout}\n{proc.stderr}"
+    counts: dict[str, int] = {}
+    for number, word in re.findall(r"(\d+) (\w+)", lines[-1].strip("= ")):
+        word = _SUMMARY_WORDS.get(word, word)
+        if word in ("passed", "failed", "skipped", "xfailed", "xpassed", "error"):
+            counts[word] = int(number)
+    return counts
+
+
+class WorkerProcess:
+    """A real ``celery -A dtf worker`` process."""
+
+    def __init__(
+        self, env: dict[str, str], queues: str, concurrency: int, name: str, log_dir: Path
+    ) -> None:
+        self.log = log_dir / f"{name}.log"
+        self.name = f"{name}@%h"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dtf", "worker", "-Q", queues,
+             "-c", str(concurrency), "-n", self.name, "--without-mingle", "--without-gossip",
+             "--loglevel", "INFO", "--logfile", str(self.log)],
+            env=env, cwd=log_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log.exists() and " ready." in self.log.read_text(errors="replace"):
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready after {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children at once, as a crashed machine would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=20)
+        self.kill()
