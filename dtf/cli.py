@@ -117,15 +117,20 @@ def run(
     if not wait:
         stdout.print(run_id)
         return
+    summary = None
     try:
         if local:
             local.start()
         summary = _wait(settings, run_id, local)
     finally:
         if local:
-            local.stop()
+            local.stop(grace=0 if summary is not None else 15)
+    _finish(settings, summary, junit_xml)
+
+
+def _finish(settings: Settings, summary, junit_xml: str | None) -> None:
     if junit_xml:
-        _write_report(settings, run_id, "junit", junit_xml)
+        _write_report(settings, summary.run_id, "junit", junit_xml)
     _print_summary(settings, summary)
     sys.exit(summary.exit_code)
 
@@ -210,6 +215,20 @@ def _print_summary(settings: Settings, summary) -> None:
     stdout.print(
         f"dtf: {summary.status}: {counts_line(summary)} (run {summary.run_id})", markup=False
     )
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+def wait(run_id, junit_xml) -> None:
+    """Wait for a submitted run to finish and exit with its verdict (0/1/3)."""
+    from dtf.db.session import session_scope
+
+    settings = load_settings()
+    _prepare_read(settings)
+    with session_scope(settings.database_url) as session:
+        run_id = _resolve_run(session, run_id)
+    _finish(settings, _wait(settings, run_id, None), junit_xml)
 
 
 @cli.command()

@@ -61,10 +61,15 @@ class LocalWorkers:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, grace: float = 15.0) -> None:
-        """Warm shutdown, then kill whatever is left of the worker's process group."""
+        """Warm shutdown for ``grace`` seconds, then kill what is left of the process group.
+
+        With ``grace=0`` (the run has finished, so no task is in flight) the
+        workers are killed at once: Celery's warm shutdown on the polling
+        filesystem transport takes seconds and there is nothing left to save.
+        """
         if self.process is None:
             return
-        if self.process.poll() is None:
+        if self.process.poll() is None and grace > 0:
             self.process.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + grace
             while self.process.poll() is None and time.monotonic() < deadline:

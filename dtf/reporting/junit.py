@@ -24,14 +24,16 @@ def junit_xml(session: Session, run_id: str) -> str:
     duration = 0.0
     for nodeid, group in groupby(results, key=lambda r: r.nodeid):
         rows = list(group)
-        case = _testcase(nodeid, rows)
-        suite.append(case)
-        totals["tests"] += 1
         duration += sum(r.duration for r in rows)
-        for child in case:
-            tag = {"failure": "failures", "error": "errors", "skipped": "skipped"}.get(child.tag)
-            if tag:
-                totals[tag] += 1
+        for case in _testcases(nodeid, rows):
+            suite.append(case)
+            totals["tests"] += 1
+            for child in case:
+                tag = {"failure": "failures", "error": "errors", "skipped": "skipped"}.get(
+                    child.tag
+                )
+                if tag:
+                    totals[tag] += 1
     for command in session.scalars(select(RunTask).filter_by(run_id=run_id, type="command")):
         suite.append(_command_case(command))
         totals["tests"] += 1
@@ -52,32 +54,39 @@ def junit_xml(session: Session, run_id: str) -> str:
 
 def _names(nodeid: str) -> tuple[str, str]:
     """pytest's mangling: ``a/test_x.py::C::t[1]`` -> (``a.test_x.C``, ``t[1]``)."""
-    parts = nodeid.split("::")
+    base, bracket, params = nodeid.partition("[")  # a parameter id may hold "::"
+    parts = base.split("::")
+    parts[-1] += bracket + params
     module = parts[0].replace("/", ".").removesuffix(".py")
     if len(parts) == 1:
         return "", module
     return ".".join([module, *parts[1:-1]]), parts[-1]
 
 
-def _testcase(nodeid: str, rows: list[TestResult]) -> ET.Element:
+def _testcases(nodeid: str, rows: list[TestResult]) -> list[ET.Element]:
+    """Usually one case; a failure plus a teardown error make two, as in pytest (schema rule)."""
     classname, name = _names(nodeid)
-    case = ET.Element("testcase", classname=classname, name=name)
-    case.set("time", f"{sum(r.duration for r in rows):.3f}")
+    outcomes = [e for e in (_outcome_element(r) for r in rows) if e is not None] or [None]
+    cases = []
+    for outcome in outcomes:
+        case = ET.Element("testcase", classname=classname, name=name)
+        cases.append(case)
+        if outcome is not None:
+            case.append(outcome)
+    first = cases[0]
+    first.set("time", f"{sum(r.duration for r in rows):.3f}")
     worker = next((r.worker for r in rows if r.worker), None)
     if worker:
-        props = ET.SubElement(case, "properties")
+        props = ET.Element("properties")
         ET.SubElement(props, "property", name="worker", value=worker)
-    for row in rows:
-        child = _outcome_element(row)
-        if child is not None:
-            case.append(child)
+        first.insert(0, props)
     stdout = "".join(r.stdout or "" for r in rows)
     stderr = "".join(r.stderr or "" for r in rows)
     if stdout:
-        ET.SubElement(case, "system-out").text = stdout
+        ET.SubElement(first, "system-out").text = stdout
     if stderr:
-        ET.SubElement(case, "system-err").text = stderr
-    return case
+        ET.SubElement(first, "system-err").text = stderr
+    return cases
 
 
 def _outcome_element(row: TestResult) -> ET.Element | None:
