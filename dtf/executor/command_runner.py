@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from dtf.executor.lifetime import die_with_parent
 from dtf.executor.records import bounded
 
 
@@ -34,6 +35,7 @@ def run_command(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # so a timeout kills the command's children too
+        preexec_fn=die_with_parent,
     )
     try:
         output, _ = process.communicate(timeout=timeout)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dtf.executor.lifetime import die_with_parent
 from dtf.executor.records import TestRecord, bounded
 
 # Seconds a killed child gets between SIGTERM and SIGKILL.
@@ -207,6 +208,7 @@ class _Child:
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         try:
             return self._watch(proc, test_timeout, poll_interval, emit)
