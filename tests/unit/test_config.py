@@ -1,0 +1,40 @@
+from pathlib import Path
+
+from dtf.config import load_settings, redact
+
+
+def test_nothing_configured_is_the_embedded_default(tmp_path):
+    settings = load_settings({"DTF_HOME": str(tmp_path / "home")})
+    assert settings.embedded
+    assert settings.broker_url == "filesystem://"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'home' / 'dtf.sqlite'}"
+    assert settings.result_backend == f"file://{tmp_path / 'home' / 'results'}"
+    queue = Path(settings.broker_transport_options["data_folder_in"])
+    assert queue.is_relative_to(tmp_path / "home")
+    assert queue in settings.folders()
+
+
+def test_home_defaults_to_dot_dtf_in_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({}).home == tmp_path.resolve() / ".dtf"
+
+
+def test_a_redis_broker_is_also_the_result_backend_unless_told_otherwise():
+    settings = load_settings({"DTF_BROKER_URL": "redis://r:6379/0"})
+    assert not settings.embedded
+    assert settings.result_backend == "redis://r:6379/0"
+    assert settings.broker_transport_options["visibility_timeout"] >= 6 * 3600
+    other = load_settings({"DTF_BROKER_URL": "redis://r/0", "DTF_RESULT_BACKEND": "redis://r/1"})
+    assert other.result_backend == "redis://r/1"
+
+
+def test_other_brokers_keep_results_in_the_database():
+    settings = load_settings(
+        {"DTF_BROKER_URL": "amqp://guest@mq//", "DTF_DATABASE_URL": "postgresql://db/dtf"}
+    )
+    assert settings.result_backend == "db+postgresql://db/dtf"
+
+
+def test_redact_hides_passwords_only():
+    assert redact("postgresql://dtf:s3cret@db:5432/dtf") == "postgresql://dtf:***@db:5432/dtf"
+    assert redact("redis://localhost:6379/0") == "redis://localhost:6379/0"
