@@ -176,15 +176,20 @@ def _submit(settings: Settings, spec, *, local_slots: int) -> str:
 
 
 def _wait(settings: Settings, run_id: str, local):
-    from dtf.progress import wait_for_run
+    from dtf.celery_app import app
+    from dtf.progress import ClusterWatch, wait_for_run
 
-    def still_serving() -> str | None:
-        if local is not None and not local.alive():
+    cluster = ClusterWatch(app, settings, run_id, interval=settings.liveness_interval)
+
+    def still_serving(summary) -> str | None:
+        if local is not None:
+            if local.alive():
+                return None
             return (
                 f"the local workers exited before run {run_id} finished: "
                 f"{local.last_log_line() or 'no log'} (log: {local.log_file})"
             )
-        return None
+        return cluster(summary)
 
     return wait_for_run(settings.database_url, run_id, stderr, still_serving=still_serving)
 
@@ -342,6 +347,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: every error is one line on stderr and an exit code, never a traceback."""
     from dtf.spec import SpecError
 
+    # Celery's result objects talk to the result backend in __del__; when the
+    # broker is gone that fails at exit with a traceback nobody can act on.
+    if not os.environ.get("DTF_DEBUG"):
+        sys.unraisablehook = lambda unraisable: None
     try:
         cli.main(args=argv, prog_name="dtf", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -29,6 +29,8 @@ class Settings:
     result_backend: str
     database_url: str
     broker_transport_options: dict = field(default_factory=dict)
+    #: how often a waiting CLI checks the broker and the workers of a run's queues
+    liveness_interval: float = 15.0
 
     @property
     def embedded(self) -> bool:
@@ -79,6 +81,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         result_backend=result_backend,
         database_url=database_url,
         broker_transport_options=transport_options,
+        liveness_interval=float(env.get("DTF_LIVENESS_INTERVAL") or 15.0),
     )
 
 

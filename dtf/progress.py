@@ -32,7 +32,7 @@ def wait_for_run(
     run_id: str,
     console: Console,
     *,
-    still_serving: Callable[[], str | None] = lambda: None,
+    still_serving: Callable[[RunSummary], str | None] = lambda summary: None,
     poll_interval: float = 0.25,
 ) -> RunSummary:
     """Block until the run is finished; ``still_serving`` names why it cannot finish, if so."""
@@ -61,7 +61,41 @@ def wait_for_run(
                 last_line = line
             if summary.done:
                 return summary
-            problem = still_serving()
+            problem = still_serving(summary)
             if problem:
                 raise InfrastructureError(problem)
             time.sleep(poll_interval)
+
+
+class ClusterWatch:
+    """Says why a run cannot finish: the broker is gone, or no worker serves its open queues.
+
+    Checked every ``interval`` seconds while waiting; a queue must stay without
+    a consumer for ``patience`` checks in a row, so a restarting worker is fine.
+    """
+
+    def __init__(self, app, settings, run_id: str, interval: float = 15.0, patience: int = 3):
+        self.app, self.settings, self.run_id = app, settings, run_id
+        self.interval, self.patience = interval, patience
+        self.next_check = time.monotonic() + interval
+        self.strikes = 0
+
+    def __call__(self, summary: RunSummary) -> str | None:
+        from dtf.submission import check_broker, queue_slots
+
+        if time.monotonic() < self.next_check or not summary.open_queues:
+            return None
+        self.next_check = time.monotonic() + self.interval
+        resume = f"run {self.run_id} stays queued; `dtf wait {self.run_id}` follows it again"
+        try:
+            check_broker(self.app, self.settings)
+            live = queue_slots(self.app)
+        except InfrastructureError as exc:
+            return f"{exc}; {resume}"
+        except Exception as exc:  # the broker went away between the two calls
+            return f"lost the broker: {type(exc).__name__}: {exc}; {resume}"
+        missing = sorted(summary.open_queues - set(live))
+        self.strikes = self.strikes + 1 if missing else 0
+        if self.strikes >= self.patience:
+            return f"no live worker consumes queue '{missing[0]}' any more; {resume}"
+        return None

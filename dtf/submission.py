@@ -20,7 +20,7 @@ from dtf.spec import run_spec_to_json
 def check_broker(app: Celery, settings: Settings, timeout: float = 3.0) -> None:
     """Fail with one line when the broker does not answer."""
     try:
-        with app.connection_for_write() as connection:
+        with app.connection() as connection:  # a new one: a pooled one may be stale
             connection.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -26,6 +26,7 @@ class RunSummary:
     commands: list[RunTask] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)  # one line per batch/task that could not run
     error: str | None = None
+    open_queues: set[str] = field(default_factory=set)  # queues with work not finished yet
 
     @property
     def done(self) -> bool:
@@ -69,8 +70,16 @@ def summarize(session: Session, run_id: str) -> RunSummary:
         f"batch {b.id} on queue {b.queue}: {b.error}"
         for b in session.scalars(select(Batch).filter_by(run_id=run_id, status="broken"))
     ] + [f"command task {c.position}: {c.output}" for c in commands if c.status == "broken"]
+    open_queues = set(
+        session.scalars(
+            select(Batch.queue).filter(
+                Batch.run_id == run_id, Batch.status.in_(("pending", "running"))
+            )
+        )
+    ) | {c.queue for c in commands if c.status in ("pending", "running")}
     return RunSummary(
         run_id=run_id,
+        open_queues=open_queues,
         status=run.status,
         total=total,
         finished=finished,
