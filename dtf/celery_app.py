@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from importlib.metadata import entry_points
 
 from celery import Celery, signals
 from kombu import Queue
 
-from dtf.config import CONTROL_QUEUE
+from dtf.config import CONTROL_QUEUE, worker_queue
 
-#: Queues a worker started without ``-Q`` consumes.
+logger = logging.getLogger(__name__)
+
+#: Queues a worker started without ``-Q`` consumes, unless worker-side setup
+#: (hardware detection) chooses others.
 DEFAULT_WORKER_QUEUES = ("cpu", CONTROL_QUEUE)
+#: Entry-point group of worker-side setup functions, each called as ``setup(app)``.
+WORKER_SETUP_GROUP = "dtf.worker"
 
 
 def create_app() -> Celery:
@@ -24,7 +31,17 @@ def create_app() -> Celery:
 app = create_app()
 
 
+@signals.celeryd_init.connect
+def _load_worker_setup(sender=None, instance=None, **kwargs) -> None:
+    # Only in `celery worker` processes: detection, registry and health checks
+    # live in workers/, found by entry point so dtf never imports it.
+    for entry in entry_points(group=WORKER_SETUP_GROUP):
+        entry.load()(instance.app if instance is not None else app)
+
+
 @signals.celeryd_after_setup.connect
-def _always_consume_control_queue(sender, instance, **kwargs) -> None:
-    # finalize_run and chord bookkeeping must run whatever -Q a worker got.
+def _always_consume_own_queues(sender, instance, **kwargs) -> None:
+    # finalize_run and chord bookkeeping must run whatever -Q a worker got, and
+    # work addressed to this worker alone must reach it.
     instance.app.amqp.queues.select_add(CONTROL_QUEUE)
+    instance.app.amqp.queues.select_add(worker_queue(sender))

@@ -343,6 +343,15 @@ def _write_report(settings: Settings, run_id: str, fmt: str, path: str) -> None:
         raise BadInput(f"cannot write {path}: {exc.strerror}") from exc
 
 
+def _add_plugin_commands() -> None:
+    # Commands of worker-side packages (e.g. `dtf hardware`), found by entry point.
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="dtf.commands"):
+        if entry.name not in cli.commands:
+            cli.add_command(entry.load(), entry.name)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every error is one line on stderr and an exit code, never a traceback."""
     from dtf.spec import SpecError
@@ -352,6 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     if not os.environ.get("DTF_DEBUG"):
         sys.unraisablehook = lambda unraisable: None
     try:
+        _add_plugin_commands()
         cli.main(args=argv, prog_name="dtf", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

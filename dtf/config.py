@@ -14,6 +14,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 CONTROL_QUEUE = "dtf.control"
+#: Every worker also consumes a queue of its own, for work meant for it alone.
+WORKER_QUEUE_PREFIX = "dtf.worker."
+
+
+def worker_queue(hostname: str) -> str:
+    """The queue only the worker named ``hostname`` consumes."""
+    return WORKER_QUEUE_PREFIX + hostname
+
 
 #: Longer than the longest batch may run: a message a worker took but never
 #: acknowledged is handed out again only after this long (Redis, SQS).

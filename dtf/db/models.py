@@ -156,7 +156,11 @@ class Worker(Base):
     concurrency: Mapped[int] = mapped_column(Integer, default=1)
     version: Mapped[str] = mapped_column(String(32))
     pid: Mapped[int | None]
-    #: online | offline
+    #: online | offline (a worker whose heartbeat stopped is shown as lost)
     state: Mapped[str] = mapped_column(String(16), default="online")
+    #: queue -> {"ok": bool, "reason": str | None, "checked_at": iso time}
+    queue_health: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_interval: Mapped[float] = mapped_column(Float, default=10.0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
