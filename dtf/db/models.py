@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -28,6 +38,8 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     workdir: Mapped[str] = mapped_column(Text)
+    #: SHA-256 of the code bundle the workers run in; None: they use ``workdir`` as is
+    bundle: Mapped[str | None] = mapped_column(ForeignKey("bundles.sha256"))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
@@ -72,8 +84,10 @@ class Batch(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("run_tasks.id", ondelete="CASCADE"))
     position: Mapped[int]
-    queue: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(255))
     size: Mapped[int]
+    #: per-test timeout of this batch's tests (a marker may change the task's)
+    test_timeout: Mapped[float | None] = mapped_column(Float)
     #: pending -> running -> done | broken
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(Text)
@@ -164,3 +178,14 @@ class Worker(Base):
     heartbeat_interval: Mapped[float] = mapped_column(Float, default=10.0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Bundle(Base):
+    """A packed project directory, content-addressed, fetched by workers once per hash."""
+
+    __tablename__ = "bundles"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

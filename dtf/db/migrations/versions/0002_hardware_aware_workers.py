@@ -1,4 +1,4 @@
-"""worker health and load
+"""hardware-aware workers: worker health and load, per-batch test timeout
 
 Revision ID: 0002
 Revises: 0001
@@ -15,6 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("batches", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("test_timeout", sa.Float(), nullable=True))
+        batch_op.alter_column("queue", type_=sa.String(length=255), existing_nullable=False)
     with op.batch_alter_table("workers", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("queue_health", sa.JSON(), nullable=False, server_default="{}")
@@ -28,6 +31,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("batches", schema=None) as batch_op:
+        batch_op.alter_column("queue", type_=sa.String(length=64), existing_nullable=False)
+        batch_op.drop_column("test_timeout")
     with op.batch_alter_table("workers", schema=None) as batch_op:
         batch_op.drop_column("heartbeat_interval")
         batch_op.drop_column("active_tasks")
