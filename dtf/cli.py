@@ -12,6 +12,7 @@ from rich.console import Console
 
 from dtf.config import Settings, load_settings, redact
 from dtf.errors import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, BadInput, DtfError
+from dtf.worker_status import workers
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -23,7 +24,12 @@ def cli() -> None:
     """dtf: run tests and benchmarks as Celery tasks on the hardware they need."""
 
 
-def _spec_from_options(task_file, paths, keyword, markers, hardware, timeout, priority):
+def _spec_from_options(task_file, paths, keyword, markers, hardware, timeout, priority, code):
+    spec = _load_spec(task_file, paths, keyword, markers, hardware, timeout, priority)
+    return spec.model_copy(update={"code": code}) if code else spec
+
+
+def _load_spec(task_file, paths, keyword, markers, hardware, timeout, priority):
     from dtf.spec import load_run_spec, spec_from_cli
 
     if task_file and paths:
@@ -61,7 +67,21 @@ selection_options = [
     ),
     click.option("--timeout", type=float, help="Per-test timeout in seconds (default 300)."),
     click.option("--priority", type=int, help="0..9, 9 most urgent (default 5)."),
+    click.option(
+        "--code",
+        type=click.Choice(["path", "bundle"]),
+        help="Where workers find the code: the same path (default) or a bundle of this directory.",
+    ),
 ]
+
+
+wait_for_workers_option = click.option(
+    "--wait-for-workers",
+    type=float,
+    default=0.0,
+    metavar="SECONDS",
+    help="When no live worker can take the run yet, wait this long for one.",
+)
 
 
 def with_selection(func):
@@ -90,15 +110,27 @@ def _hardware(value: str | None) -> list[str] | None:
     "embedded default, none when a broker is configured).",
 )
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@wait_for_workers_option
 def run(
-    paths, task_file, keyword, markers, hardware, timeout, priority, wait, workers, junit_xml
+    paths,
+    task_file,
+    keyword,
+    markers,
+    hardware,
+    timeout,
+    priority,
+    wait,
+    workers,
+    junit_xml,
+    wait_for_workers,
+    code,
 ) -> None:
     """Run tests: plan, send to workers, show progress, exit 0/1/2/3."""
     from dtf.local_workers import LocalWorkers
 
     settings = load_settings()
     spec = _spec_from_options(
-        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority
+        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority, code
     )
     if workers is None:
         workers = (os.cpu_count() or 1) if settings.embedded else 0
@@ -112,15 +144,15 @@ def run(
     if workers and not wait:
         raise BadInput("local workers stop when dtf exits: use --wait with --workers")
     _prepare(settings)
-    local = LocalWorkers(workers, ["cpu"], settings.home / "logs") if workers else None
-    run_id = _submit(settings, spec, local_slots=workers)
-    if not wait:
-        stdout.print(run_id)
-        return
+    local = LocalWorkers(workers, settings.home / "logs") if workers else None
     summary = None
     try:
         if local:
-            local.start()
+            local.start()  # they start and register while the tests are collected
+        run_id = _submit(settings, spec, local=local, wait_for_workers=wait_for_workers)
+        if not wait:
+            stdout.print(run_id)
+            return
         summary = _wait(settings, run_id, local)
     finally:
         if local:
@@ -137,40 +169,46 @@ def _finish(settings: Settings, summary, junit_xml: str | None) -> None:
 
 @cli.command()
 @with_selection
-def submit(paths, task_file, keyword, markers, hardware, timeout, priority) -> None:
+@wait_for_workers_option
+def submit(paths, task_file, keyword, markers, hardware, timeout, priority, code, wait_for_workers):
     """Queue a run for the workers and print its id (fire and forget)."""
     settings = load_settings()
     spec = _spec_from_options(
-        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority
+        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority, code
     )
     _prepare(settings)
-    stdout.print(_submit(settings, spec, local_slots=0))
+    stdout.print(_submit(settings, spec, local=None, wait_for_workers=wait_for_workers))
 
 
-def _submit(settings: Settings, spec, *, local_slots: int) -> str:
-    """Check broker and workers, collect and batch, store, send; returns the run id."""
+def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
+    """Check the broker, collect, route to live workers, store, send; returns the run id."""
     from dtf.celery_app import app
-    from dtf.scheduling.planner import plan_run
-    from dtf.submission import check_broker, queue_slots, require_consumers, send_run, store_plan
+    from dtf.scheduling.planner import collect_run
+    from dtf.submission import (
+        check_broker,
+        route_when_possible,
+        send_run,
+        store_plan,
+        wait_for_workers_to_register,
+    )
 
-    if any(t.type == "benchmark" for t in spec.tasks):
-        plan_run(spec, cwd=Path.cwd(), slots=1)  # raises the clear "not supported yet" error
+    plan = collect_run(spec, cwd=Path.cwd())
     check_broker(app, settings)
-    if local_slots:
-        queues = {q: local_slots for q in ("cpu",)}
-        needed = {t.requirements.hardware[0] for t in spec.tasks}
-        missing = sorted(needed - set(queues))
-        if missing:
-            raise DtfError(
-                f"local workers serve only the cpu queue, and tasks need '{missing[0]}'; "
-                "set DTF_BROKER_URL and start a worker on such a machine"
-            )
-    else:
-        queues = queue_slots(app)
-        require_consumers(queues, {t.requirements.hardware[0] for t in spec.tasks})
-    slots = max(queues.values(), default=1)
-    plan = plan_run(spec, cwd=Path.cwd(), slots=slots)
-    run_id, headers = store_plan(settings.database_url, plan, workdir=str(Path.cwd()))
+    if local is not None:
+        wait_for_workers_to_register(
+            settings.database_url, {local.hostname}, timeout=120, still_starting=local.problem
+        )
+    plan = route_when_possible(settings.database_url, plan, wait=wait_for_workers)
+    bundle = None
+    if spec.code == "bundle":
+        from dtf.bundles import pack, store
+
+        packed = pack(Path.cwd())
+        store(settings.database_url, packed)
+        bundle = packed.sha256
+    run_id, headers = store_plan(
+        settings.database_url, plan, workdir=str(Path.cwd()), bundle=bundle
+    )
     send_run(settings.database_url, run_id, headers)
     return run_id
 
@@ -183,12 +221,8 @@ def _wait(settings: Settings, run_id: str, local):
 
     def still_serving(summary) -> str | None:
         if local is not None:
-            if local.alive():
-                return None
-            return (
-                f"the local workers exited before run {run_id} finished: "
-                f"{local.last_log_line() or 'no log'} (log: {local.log_file})"
-            )
+            problem = local.problem()
+            return f"{problem} before run {run_id} finished" if problem else None
         return cluster(summary)
 
     return wait_for_run(settings.database_url, run_id, stderr, still_serving=still_serving)
@@ -341,6 +375,9 @@ def _write_report(settings: Settings, run_id: str, fmt: str, path: str) -> None:
         Path(path).write_text(_render(settings, run_id, fmt), encoding="utf-8")
     except OSError as exc:
         raise BadInput(f"cannot write {path}: {exc.strerror}") from exc
+
+
+cli.add_command(workers)
 
 
 def _add_plugin_commands() -> None:

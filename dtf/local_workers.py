@@ -12,17 +12,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from dtf.config import CONTROL_QUEUE
-
 
 class LocalWorkers:
     """``celery -A dtf worker`` with ``count`` pool processes, as a context manager."""
 
-    def __init__(
-        self, count: int, queues: list[str], log_dir: Path, env: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, count: int, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.count = max(1, count)
-        self.queues = sorted(set(queues) | {CONTROL_QUEUE})
         self.log_file = log_dir / f"worker-{os.getpid()}.log"
         self.env = dict(os.environ if env is None else env)
         self.hostname = f"dtf-local-{os.getpid()}@{socket.gethostname()}"
@@ -39,7 +34,7 @@ class LocalWorkers:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "celery", "-A", "dtf", "worker",
-            "-Q", ",".join(self.queues),
+            # No -Q: the worker declares the queues of the hardware it detects.
             "--concurrency", str(self.count),
             "--pool", "prefork",
             "--hostname", self.hostname,
@@ -77,6 +72,14 @@ class LocalWorkers:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+    def problem(self) -> str | None:
+        """Why the local workers cannot serve, or None while they run."""
+        if self.alive():
+            return None
+        return (
+            f"the local workers exited: {self.last_log_line() or 'no log'} (log: {self.log_file})"
+        )
 
     def last_log_line(self) -> str:
         try:

@@ -81,7 +81,8 @@ class ClusterWatch:
         self.strikes = 0
 
     def __call__(self, summary: RunSummary) -> str | None:
-        from dtf.submission import check_broker, queue_slots
+        from dtf.config import worker_queue
+        from dtf.submission import check_broker, live_workers
 
         if time.monotonic() < self.next_check or not summary.open_queues:
             return None
@@ -89,12 +90,12 @@ class ClusterWatch:
         resume = f"run {self.run_id} stays queued; `dtf wait {self.run_id}` follows it again"
         try:
             check_broker(self.app, self.settings)
-            live = queue_slots(self.app)
         except InfrastructureError as exc:
             return f"{exc}; {resume}"
-        except Exception as exc:  # the broker went away between the two calls
-            return f"lost the broker: {type(exc).__name__}: {exc}; {resume}"
-        missing = sorted(summary.open_queues - set(live))
+        served = set()
+        for worker in live_workers(self.settings.database_url):
+            served |= {*worker.healthy_queues, worker_queue(worker.hostname)}
+        missing = sorted(summary.open_queues - served)
         self.strikes = self.strikes + 1 if missing else 0
         if self.strikes >= self.patience:
             return f"no live worker consumes queue '{missing[0]}' any more; {resume}"

@@ -187,6 +187,9 @@ class RunSpec(_Model):
     name: str | None = None
     tasks: Annotated[list[Task], Field(min_length=1)]
     labels: dict[str, str] = Field(default_factory=dict)
+    #: where workers find the test code: "path" (the same path on every machine)
+    #: or "bundle" (the project directory packed and fetched by each worker)
+    code: Literal["path", "bundle"] = "path"
 
 
 _TASK_ADAPTER: TypeAdapter[Any] = TypeAdapter(Task)
@@ -461,3 +464,11 @@ def _describe_value(value: Any) -> str:
     if len(text) > 40:
         text = text[:37] + "..."
     return f"{name} {text}"
+
+
+_REQUIREMENTS_ADAPTER: TypeAdapter[Requirements] = TypeAdapter(Requirements)
+
+
+def parse_requirements(data: object, source: str) -> Requirements:
+    """Validate requirements from elsewhere (a ``@pytest.mark.dtf`` marker), one-line errors."""
+    return _validate(_REQUIREMENTS_ADAPTER, Requirements, data, source)

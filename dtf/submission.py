@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections import defaultdict
+from collections.abc import Callable
 
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -11,10 +12,13 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from dtf.config import Settings, redact
 from dtf.db.models import Batch, Run, RunTask, TestItem, TestResult, utcnow
 from dtf.db.session import session_scope
-from dtf.errors import InfrastructureError
+from dtf.errors import BadInput, InfrastructureError
 from dtf.scheduling.canvas import HeaderTask, run_canvas
-from dtf.scheduling.planner import Plan
+from dtf.scheduling.planner import Plan, route_run
+from dtf.scheduling.routing import LiveWorker
 from dtf.spec import run_spec_to_json
+
+DTF_LOGS_HINT = "the worker log under $DTF_HOME/logs"
 
 
 def check_broker(app: Celery, settings: Settings, timeout: float = 3.0) -> None:
@@ -30,39 +34,64 @@ def check_broker(app: Celery, settings: Settings, timeout: float = 3.0) -> None:
         ) from exc
 
 
-def queue_slots(app: Celery, timeout: float = 1.0) -> dict[str, int]:
-    """Queue name -> worker slots (pool processes) of the live workers consuming it."""
-    inspect = app.control.inspect(timeout=timeout)
-    queues = inspect.active_queues() or {}
-    stats = inspect.stats() or {} if queues else {}
-    slots: dict[str, int] = defaultdict(int)
-    for hostname, consumed in queues.items():
-        pool = stats.get(hostname, {}).get("pool", {})
-        concurrency = pool.get("max-concurrency", 1) if isinstance(pool, dict) else 1
-        for queue in consumed:
-            slots[queue["name"]] += concurrency
-    return dict(slots)
+def live_workers(db_url: str) -> list[LiveWorker]:
+    """Registered workers whose heartbeat is recent, as routing sees them."""
+    from dtf.worker_status import worker_rows
+
+    with session_scope(db_url) as session:
+        rows = worker_rows(session)
+    return [LiveWorker.from_row(row) for row in rows if row["state"] == "online"]
 
 
-def require_consumers(live: dict[str, int], queues: set[str]) -> None:
-    """Refuse a run that no live worker can take (nothing is queued)."""
-    missing = sorted(q for q in queues if q not in live)
-    if missing:
-        queue = missing[0]
-        raise InfrastructureError(
-            f"no live worker consumes queue '{queue}'; start one with "
-            f"`celery -A dtf worker -Q {queue}` or pass --workers N to start local ones "
-            "(nothing was queued)"
-        )
+def wait_for_workers_to_register(
+    db_url: str, hostnames: set[str], timeout: float, still_starting: Callable[[], str | None]
+) -> None:
+    """Block until the workers named ``hostnames`` registered (local workers starting up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if hostnames <= {w.hostname for w in live_workers(db_url)}:
+            return
+        problem = still_starting()
+        if problem:
+            raise InfrastructureError(problem)
+        if time.monotonic() > deadline:
+            raise InfrastructureError(
+                f"the local workers did not register within {timeout:g}s; see {DTF_LOGS_HINT}"
+            )
+        time.sleep(0.1)
 
 
-def store_plan(db_url: str, plan: Plan, *, workdir: str) -> tuple[str, list[HeaderTask]]:
-    """Write the run, its tasks, items and batches; return the run id and its header tasks."""
+def route_when_possible(db_url: str, plan: Plan, wait: float) -> Plan:
+    """Route the plan; with ``wait`` > 0, keep trying while no worker can take it yet."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return route_run(plan, live_workers(db_url))
+        except InfrastructureError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(1.0)
+
+
+def store_plan(
+    db_url: str, plan: Plan, *, workdir: str, bundle: str | None = None
+) -> tuple[str, list[HeaderTask]]:
+    """Write the run, its tasks, items and batches; return the run id and its header tasks.
+
+    With a ``bundle``, task working directories are stored relative to the
+    bundle's root (``workdir``), since each worker unpacks it somewhere else.
+    """
     run_id = uuid.uuid4().hex[:12]
     headers: list[HeaderTask] = []
     with session_scope(db_url) as session:
         session.add(
-            Run(id=run_id, name=plan.spec.name, spec=run_spec_to_json(plan.spec), workdir=workdir)
+            Run(
+                id=run_id,
+                name=plan.spec.name,
+                spec=run_spec_to_json(plan.spec),
+                workdir=workdir,
+                bundle=bundle,
+            )
         )
         for tp in plan.tasks:
             task = RunTask(
@@ -73,7 +102,7 @@ def store_plan(db_url: str, plan: Plan, *, workdir: str) -> tuple[str, list[Head
                 spec=tp.spec.model_dump(mode="json"),
                 queue=tp.queue,
                 priority=tp.priority,
-                workdir=str(tp.workdir),
+                workdir=_task_workdir(tp.workdir, workdir, bundle, tp.position),
                 timeout=tp.timeout,
             )
             session.add(task)
@@ -103,14 +132,15 @@ def store_plan(db_url: str, plan: Plan, *, workdir: str) -> tuple[str, list[Head
                         created_at=utcnow(),
                     )
                 )
-            for position, tests in enumerate(tp.batches):
+            for position, planned in enumerate(tp.batches):
                 batch = Batch(
                     id=uuid.uuid4().hex,
                     run_id=run_id,
                     task_id=task.id,
                     position=position,
-                    queue=tp.queue,
-                    size=len(tests),
+                    queue=planned.queue,
+                    size=len(planned.items),
+                    test_timeout=planned.timeout,
                 )
                 session.add(batch)
                 session.add_all(
@@ -122,10 +152,16 @@ def store_plan(db_url: str, plan: Plan, *, workdir: str) -> tuple[str, list[Head
                         path=t.path,
                         requirements=t.requirements,
                     )
-                    for t in tests
+                    for t in planned.items
                 )
                 headers.append(
-                    HeaderTask("batch", batch.id, tp.queue, tp.priority, tp.timeout * len(tests))
+                    HeaderTask(
+                        "batch",
+                        batch.id,
+                        planned.queue,
+                        tp.priority,
+                        planned.timeout * len(planned.items),
+                    )
                 )
     return run_id, headers
 
@@ -145,3 +181,15 @@ def send_run(db_url: str, run_id: str, headers: list[HeaderTask]) -> None:
             run.status = "error"
             run.error = f"could not send the run to the broker: {exc}"
         raise InfrastructureError(f"could not send run {run_id} to the broker: {exc}") from exc
+
+
+def _task_workdir(task_dir, root: str, bundle: str | None, position: int) -> str:
+    if bundle is None:
+        return str(task_dir)
+    try:
+        return task_dir.relative_to(root).as_posix()
+    except ValueError:
+        raise BadInput(
+            f"tasks[{position}].workdir: {task_dir} is outside {root}, the directory packed "
+            "into the bundle; run dtf from a directory that holds it"
+        ) from None

@@ -1,15 +1,40 @@
-"""Turn a validated run spec into a plan: collected tests, queues and batches."""
+"""Turn a validated run spec into a plan: tests collected once, routed to queues, batched.
+
+Planning is two steps so that ``--wait-for-workers`` can route again without
+collecting again: ``collect_run`` (pytest, once) and ``route_run`` (workers).
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from dtf.errors import BadInput
+from dtf.config import worker_queue
+from dtf.errors import BadInput, InfrastructureError
 from dtf.executor.collect import CollectedItem, CollectionFailed, collect
 from dtf.executor.records import TestRecord
 from dtf.scheduling.batching import make_batches
-from dtf.spec import BenchmarkTask, CommandTask, RunSpec, TestTask
+from dtf.scheduling.routing import LiveWorker, Unroutable, choose_queue
+from dtf.spec import BenchmarkTask, CommandTask, RunSpec, SpecError, TestTask, parse_requirements
+
+
+@dataclass
+class PlannedItem:
+    """A collected test with its requirements: the task's, overridden by its dtf marker."""
+
+    nodeid: str
+    path: str
+    requirements: dict[str, Any]
+
+
+@dataclass
+class PlannedBatch:
+    queue: str
+    timeout: float  # per test
+    items: list[PlannedItem]
 
 
 @dataclass
@@ -18,13 +43,14 @@ class TaskPlan:
 
     position: int
     spec: TestTask | CommandTask
-    queue: str
     workdir: Path
     timeout: float
     priority: int
-    items: list[CollectedItem] = field(default_factory=list)
+    requirements: dict[str, Any]
+    queue: str = ""  # commands: where they run; tests: where most of their batches go
+    items: list[PlannedItem] = field(default_factory=list)
     collection_errors: list[TestRecord] = field(default_factory=list)
-    batches: list[list[CollectedItem]] = field(default_factory=list)
+    batches: list[PlannedBatch] = field(default_factory=list)
 
 
 @dataclass
@@ -33,43 +59,57 @@ class Plan:
     tasks: list[TaskPlan]
 
     @property
-    def queues(self) -> set[str]:
-        return {task.queue for task in self.tasks}
-
-    @property
     def test_count(self) -> int:
         return sum(len(t.items) + len(t.collection_errors) for t in self.tasks)
 
 
-def plan_run(spec: RunSpec, *, cwd: Path, slots: int) -> Plan:
-    """Collect every test task once and batch it for ``slots`` worker slots."""
+def collect_run(spec: RunSpec, *, cwd: Path) -> Plan:
+    """Collect every test task once; nothing is routed yet."""
     unsupported = [i for i, t in enumerate(spec.tasks) if isinstance(t, BenchmarkTask)]
     if unsupported:
         raise BadInput(
             f"tasks[{unsupported[0]}]: benchmark tasks are not supported yet; "
             "remove it or run it as a 'command' task"
         )
-    plans = [_plan_task(i, task, cwd, slots) for i, task in enumerate(spec.tasks)]
-    plan = Plan(spec=spec, tasks=plans)
-    if not any(isinstance(t.spec, CommandTask) for t in plans) and plan.test_count == 0:
-        paths = ", ".join(p for t in plans for p in t.spec.paths)
+    plan = Plan(spec=spec, tasks=[_collect_task(i, t, cwd) for i, t in enumerate(spec.tasks)])
+    if not any(isinstance(t.spec, CommandTask) for t in plan.tasks) and plan.test_count == 0:
+        paths = ", ".join(p for t in plan.tasks for p in t.spec.paths)
         raise BadInput(f"no tests collected from {paths}; check the paths, -k and -m")
     return plan
 
 
-def _plan_task(position: int, task: TestTask | CommandTask, cwd: Path, slots: int) -> TaskPlan:
+def route_run(plan: Plan, workers: Sequence[LiveWorker]) -> Plan:
+    """Give every test and command a queue and cut the tests into batches per queue."""
+    for task in plan.tasks:
+        try:
+            if isinstance(task.spec, CommandTask):
+                task.queue = choose_queue(task.requirements, workers)
+                continue
+            _route_tests(task, workers)
+        except Unroutable as exc:
+            raise InfrastructureError(
+                f"tasks[{task.position}]{_which(task)} {exc}; start one with "
+                f"`celery -A dtf worker -Q {exc.kind}` or pass --wait-for-workers SECONDS "
+                "(nothing was queued)"
+            ) from exc
+    return plan
+
+
+def _which(task: TaskPlan) -> str:
+    return f" ({task.spec.name})" if task.spec.name else ""
+
+
+def _collect_task(position: int, task: TestTask | CommandTask, cwd: Path) -> TaskPlan:
     workdir = (cwd / task.workdir).resolve() if task.workdir else cwd.resolve()
     if not workdir.is_dir():
         raise BadInput(f"tasks[{position}].workdir: no such directory: {workdir}")
     plan = TaskPlan(
         position=position,
         spec=task,
-        # Routing across hardware kinds comes with worker hardware detection;
-        # until then a task goes to its first acceptable kind.
-        queue=task.requirements.hardware[0],
         workdir=workdir,
         timeout=task.effective_timeout,
         priority=task.effective_priority,
+        requirements=task.requirements.model_dump(exclude_none=True),
     )
     if isinstance(task, TestTask):
         try:
@@ -82,7 +122,44 @@ def _plan_task(position: int, task: TestTask | CommandTask, cwd: Path, slots: in
             )
         except CollectionFailed as exc:
             raise BadInput(f"tasks[{position}]: {exc}") from exc
-        plan.items = collection.items
+        plan.items = [_with_requirements(plan.requirements, item) for item in collection.items]
         plan.collection_errors = collection.errors
-        plan.batches = make_batches(collection.items, slots)
     return plan
+
+
+def _with_requirements(task_requirements: dict[str, Any], item: CollectedItem) -> PlannedItem:
+    requirements = dict(task_requirements)
+    if item.requirements:
+        try:
+            marker = parse_requirements(item.requirements, f"{item.nodeid}: @pytest.mark.dtf")
+        except SpecError as exc:
+            raise BadInput(str(exc)) from exc
+        requirements.update(marker.model_dump(exclude_unset=True))
+    return PlannedItem(nodeid=item.nodeid, path=item.path, requirements=requirements)
+
+
+def _route_tests(task: TaskPlan, workers: Sequence[LiveWorker]) -> None:
+    groups: dict[tuple[str, float], list[PlannedItem]] = defaultdict(list)
+    for item in task.items:
+        try:
+            queue = choose_queue(item.requirements, workers)
+        except Unroutable as exc:
+            raise Unroutable(f"test {item.nodeid} {exc}", exc.kind) from exc
+        timeout = float(item.requirements.get("timeout") or task.timeout)
+        groups[(queue, timeout)].append(item)
+    slots = _slots_by_queue(workers)
+    task.batches = [
+        PlannedBatch(queue=queue, timeout=timeout, items=batch)
+        for (queue, timeout), items in groups.items()
+        for batch in make_batches(items, slots.get(queue, 1))
+    ]
+    if groups:
+        task.queue = max(groups, key=lambda key: len(groups[key]))[0]
+
+
+def _slots_by_queue(workers: Sequence[LiveWorker]) -> dict[str, int]:
+    slots: dict[str, int] = defaultdict(int)
+    for worker in workers:
+        for queue in (*worker.healthy_queues, worker_queue(worker.hostname)):
+            slots[queue] += worker.concurrency
+    return dict(slots)

@@ -8,17 +8,27 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from celery import shared_task
 
 from dtf.config import load_settings
-from dtf.db.models import RunTask, utcnow
+from dtf.db.models import Run, RunTask, utcnow
 from dtf.db.session import session_scope
 from dtf.executor.command_runner import run_command
 from dtf.executor.pytest_runner import run_pytest_batch
 from dtf.tasks import store
 
 logger = logging.getLogger(__name__)
+
+
+def code_dir(db_url: str, bundle: str | None, workdir: str) -> Path:
+    """Where the code runs: ``workdir`` as is, or inside the fetched bundle."""
+    if bundle is None:
+        return Path(workdir)
+    from dtf.bundles import fetch
+
+    return fetch(db_url, bundle, load_settings().home / "bundles") / workdir
 
 
 @shared_task(bind=True, name="dtf.execute_batch")
@@ -34,7 +44,7 @@ def execute_batch(self, batch_id: str) -> dict:
     try:
         outcome = run_pytest_batch(
             list(work.items),
-            work.rootdir,
+            code_dir(db_url, work.bundle, work.workdir),
             test_timeout=work.test_timeout,
             extra_args=work.pytest_args,
             on_record=lambda record: store.record_result(db_url, work, record, worker),
@@ -77,9 +87,10 @@ def execute_command(self, task_id: int) -> dict:
             task.started_at = utcnow()
             store._mark_run_started(session, task.run_id, task.started_at)
             spec, workdir, timeout = dict(task.spec), task.workdir, task.timeout
+            bundle = session.get(Run, task.run_id).bundle
         result = run_command(
             spec["command"],
-            cwd=workdir,
+            cwd=str(code_dir(db_url, bundle, workdir)),
             env={**os.environ, **(spec.get("env") or {})},
             timeout=timeout,
         )

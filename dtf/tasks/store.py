@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +18,8 @@ class BatchWork:
 
     run_id: str
     attempt_id: int
-    rootdir: Path
+    workdir: str  # relative to the bundle's root when ``bundle`` is set
+    bundle: str | None
     test_timeout: float
     pytest_args: list[str]
     items: dict[str, int]  # nodeid -> item id, in run order, only items without a result
@@ -55,8 +55,9 @@ def start_attempt(db_url: str, batch_id: str, worker: str | None) -> BatchWork:
         return BatchWork(
             run_id=batch.run_id,
             attempt_id=attempt.id,
-            rootdir=Path(task.workdir),
-            test_timeout=task.timeout,
+            workdir=task.workdir,
+            bundle=session.get(Run, batch.run_id).bundle,
+            test_timeout=batch.test_timeout or task.timeout,
             pytest_args=list(task.spec.get("pytest_args") or []),
             items=dict(pending),
         )

@@ -95,7 +95,7 @@ def test_no_worker_on_the_queue(project, redis_url, postgres_url):
     env = clean_env(DTF_BROKER_URL=redis_url, DTF_DATABASE_URL=postgres_url)
     assert run_dtf("init-db", env=env, cwd=project).returncode == 0
     proc = run_dtf("run", ".", "--hardware", "rocm", env=env, cwd=project)
-    assert_one_line_error(proc, 3, "no live worker consumes queue 'rocm'", "-Q rocm")
+    assert_one_line_error(proc, 3, "no live worker serves 'rocm'", "-Q rocm")
 
 
 def test_unknown_run(project):

@@ -68,13 +68,13 @@ def test_requirements_come_from_dtf_markers(suite: Collection) -> None:
     assert items["test_outcomes.py::test_passed"].requirements == {}
     # Method beats class beats module; keys are merged.
     assert items["test_markers.py::TestGpu::test_closest_wins"].requirements == {
-        "hardware": "cuda",
-        "vram_gb": 16,
-        "suite": "markers",
+        "hardware": ["cpu"],
+        "min_memory_gb": 2,
+        "timeout": 60,
     }
     assert items["test_markers.py::test_module_level_only"].requirements == {
         "hardware": "cpu",
-        "suite": "markers",
+        "min_memory_gb": 1,
     }
 
 

@@ -2,12 +2,12 @@
 
 import pytest
 
-pytestmark = pytest.mark.dtf(hardware="cpu", suite="markers")
+pytestmark = pytest.mark.dtf(hardware="cpu", min_memory_gb=1)
 
 
-@pytest.mark.dtf(hardware="cuda", vram_gb=8)
+@pytest.mark.dtf(hardware=["cpu"], timeout=60)
 class TestGpu:
-    @pytest.mark.dtf(vram_gb=16)
+    @pytest.mark.dtf(min_memory_gb=2)
     def test_closest_wins(self):
         pass
 

@@ -1,0 +1,125 @@
+"""The worker's row in the ``workers`` table, and the heartbeat that keeps it current.
+
+When the worker is ready it writes its row (state online); a daemon thread then
+rewrites ``last_seen``, ``active_tasks`` and ``queue_health`` every
+``DTF_HEARTBEAT_INTERVAL`` seconds (default 10), and at once when a health check
+changes its mind. On shutdown the row says offline. A worker whose heartbeat
+stops shows as lost in ``dtf workers``. The database being unreachable never
+stops the worker: the failure is logged and the next beat tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import dtf
+from dtf.db.models import Worker, utcnow
+from dtf.db.session import session_scope
+
+logger = logging.getLogger(__name__)
+
+
+def heartbeat_interval(env: Mapping[str, str] | None = None) -> float:
+    """Seconds between beats: ``DTF_HEARTBEAT_INTERVAL``, default 10."""
+    return float((os.environ if env is None else env).get("DTF_HEARTBEAT_INTERVAL") or 10.0)
+
+
+class Registry:
+    """Writes one worker's row; ``start`` on ready, ``stop`` on shutdown."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        hostname: str,
+        queues: list[str],
+        inventory: dict[str, Any],
+        concurrency: int,
+        interval: float,
+        active: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.database_url = database_url
+        self.fields = {
+            "hostname": hostname,
+            "queues": list(queues),
+            "inventory": inventory,
+            "concurrency": concurrency,
+            "version": dtf.__version__,
+            "pid": os.getpid(),
+            "heartbeat_interval": interval,
+            "started_at": utcnow(),
+        }
+        self.interval = interval
+        self.active = active
+        self.queue_health: dict[str, dict] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    def start(self) -> None:
+        """Start the heartbeat: it writes the row (online) at once, then every interval."""
+        self._thread = threading.Thread(target=self._beat, name="dtf-heartbeat", daemon=True)
+        self._thread.start()
+
+    def set_health(self, queue: str, entry: dict) -> None:
+        """Record a check's result; a change is written at once."""
+        old = self.queue_health.get(queue)
+        self.queue_health[queue] = entry
+        if old is None or (old["ok"], old["reason"]) != (entry["ok"], entry["reason"]):
+            self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the heartbeat and write state offline, waiting at most ``timeout`` seconds."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        # In a thread of its own: a database that does not answer must not hold up shutdown.
+        writer = threading.Thread(target=self.write, args=("offline",), daemon=True)
+        writer.start()
+        writer.join(timeout)
+
+    def _beat(self) -> None:
+        while not self._stopping.is_set():
+            self.write("online")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def write(self, state: str) -> bool:
+        """Upsert the row with ``state``; logs instead of raising. True when written."""
+        with self._lock:
+            if state == "online" and self._stopping.is_set():
+                return False  # a late beat must not undo "offline"
+            try:
+                with session_scope(self.database_url) as session:
+                    row = session.get(Worker, self.fields["hostname"])
+                    if row is None:
+                        row = Worker(hostname=self.fields["hostname"])
+                        session.add(row)
+                    for name, value in self.fields.items():
+                        setattr(row, name, value)
+                    row.state = state
+                    row.active_tasks = self.active() if state == "online" else 0
+                    row.queue_health = dict(self.queue_health)
+                    row.last_seen = utcnow()
+            except Exception as exc:
+                self._report(exc)
+                return False
+        if self._failing:
+            logger.info("dtf: worker registry reachable again")
+            self._failing = False
+        return True
+
+    def _report(self, exc: Exception) -> None:
+        line = " ".join(str(exc).split())[:500]
+        if not self._failing:
+            logger.warning("dtf: cannot update the worker registry (will retry): %s", line)
+        else:
+            logger.debug("dtf: worker registry still unreachable: %s", line)
+        self._failing = True

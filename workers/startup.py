@@ -1,0 +1,110 @@
+"""Worker-side setup, called by dtf through the ``dtf.worker`` entry point.
+
+The flow of one ``celery -A dtf worker`` start:
+
+1. ``celeryd_init``: dtf calls ``setup(app)``, which connects the handlers below
+   and adds the ``QueueHealth`` consumer bootstep.
+2. ``celeryd_after_setup`` (``-Q`` applied, nothing consumed yet): hardware is
+   detected once; without ``-Q`` the worker consumes the detected queues (plus
+   ``DTF_FORCE_QUEUES``), ``dtf.control`` and its own queue; with ``-Q`` a
+   hardware queue this machine lacks makes the worker refuse to start (one line
+   on stderr, exit 2). See ``workers/queues.py``.
+3. Consumer start: ``QueueHealth`` checks each queue before consuming it, then
+   every ``DTF_HEALTH_INTERVAL`` seconds (``workers/health.py``).
+4. ``worker_ready``: the registry row is written and the heartbeat starts
+   (``workers/registry.py``); 5. ``worker_shutdown``: the row says offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+
+from celery import Celery, signals
+from celery.worker import state as worker_state
+
+from dtf.config import CONTROL_QUEUE, load_settings, worker_queue
+from dtf.inventory import CpuInfo, Inventory
+from workers.health import health_interval
+from workers.health_step import QueueHealth, monitor
+from workers.queues import QueueRefused, check_requested, detected_queues, forced_queues
+from workers.registry import Registry, heartbeat_interval
+
+logger = logging.getLogger(__name__)
+
+#: This worker's registry, once its queues are chosen.
+registry: Registry | None = None
+#: What detection found when this worker started.
+inventory: Inventory | None = None
+
+
+def setup(app: Celery) -> None:
+    """Connect hardware detection, registry and health checks to the worker's signals."""
+    signals.celeryd_after_setup.connect(choose_queues, weak=False, dispatch_uid="dtf-queues")
+    signals.worker_ready.connect(on_ready, weak=False, dispatch_uid="dtf-ready")
+    signals.worker_shutdown.connect(on_shutdown, weak=False, dispatch_uid="dtf-shutdown")
+    if QueueHealth not in app.steps["consumer"]:
+        app.steps["consumer"].add(QueueHealth)
+
+
+def choose_queues(sender: str, instance, **kwargs) -> None:
+    """Select the queues to consume, or refuse to start; set up registry and checks."""
+    global registry, inventory
+    inventory = detect()
+    forced = forced_queues()
+    queues = instance.app.amqp.queues
+    own = [CONTROL_QUEUE, worker_queue(sender)]
+    if queues._consume_from is None:  # no -Q: serve what this machine has
+        chosen = detected_queues(inventory, forced)
+        queues.select([*chosen, *own])
+    else:
+        chosen = [name for name in queues.consume_from if name not in own]
+        try:
+            check_requested(chosen, inventory, forced)
+        except QueueRefused as exc:
+            print(f"dtf worker: {exc}", file=sys.__stderr__, flush=True)
+            raise SystemExit(2) from None
+
+    registry = Registry(
+        load_settings().database_url,
+        hostname=sender,
+        queues=chosen,
+        inventory=inventory.to_dict(),
+        concurrency=int(instance.concurrency or 1),
+        interval=heartbeat_interval(),
+        active=lambda: len(worker_state.active_requests),
+    )
+    monitor.queues = chosen
+    monitor.inventory = inventory
+    monitor.forced = forced
+    monitor.interval = health_interval()
+    monitor.on_result = lambda queue, health: registry.set_health(queue, health.entry())
+    monitor.busy = lambda: bool(worker_state.active_requests)
+    logger.info("dtf: consuming %s", ", ".join([*chosen, *own]))
+
+
+def detect() -> Inventory:
+    """This machine's inventory; a CPU-only one (and a warning) if detection fails."""
+    try:
+        from workers.detection.detect import detect_inventory
+
+        return detect_inventory()
+    except Exception as exc:
+        logger.warning("dtf: hardware detection failed, serving cpu only: %r", exc)
+        import psutil
+
+        threads = os.cpu_count() or 1
+        memory_gb = round(psutil.virtual_memory().total / 1024**3, 1)
+        return Inventory(socket.gethostname(), CpuInfo(threads, threads, memory_gb))
+
+
+def on_ready(sender=None, **kwargs) -> None:
+    if registry is not None:
+        registry.start()
+
+
+def on_shutdown(sender=None, **kwargs) -> None:
+    if registry is not None:
+        registry.stop()
