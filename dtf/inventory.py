@@ -80,9 +80,15 @@ class Inventory:
         return cls(hostname=data["hostname"], cpu=CpuInfo(**data["cpu"]), probes=probes)
 
 
-def unmet(inventory: Inventory, kind: str, requirements: Mapping[str, Any]) -> str | None:
-    """Why ``inventory`` cannot serve ``requirements`` on ``kind``; None when it can."""
-    if kind not in inventory.kinds():
+def unmet(
+    inventory: Inventory, kind: str, requirements: Mapping[str, Any], *, serves_kind: bool = False
+) -> str | None:
+    """Why ``inventory`` cannot serve ``requirements`` on ``kind``; None when it can.
+
+    ``serves_kind``: the worker consumes ``kind``'s queue (an operator may force a
+    queue the probes did not find), so only the other requirements are checked.
+    """
+    if not serves_kind and kind not in inventory.kinds():
         probe = inventory.probes.get(kind)
         return f"no {kind}" + (f" ({probe.reason})" if probe and probe.reason else "")
     need_memory = requirements.get("min_memory_gb")

@@ -48,9 +48,15 @@ def start_worker(tmp_path) -> Iterator:
     workers: list[WorkerProcess] = []
 
     def start(
-        env: dict[str, str], queues: str = "cpu", concurrency: int = 1, name: str | None = None
+        env: dict[str, str],
+        queues: str | None = "cpu",
+        concurrency: int = 1,
+        name: str | None = None,
+        prefix: tuple[str, ...] = (),
     ) -> WorkerProcess:
-        worker = WorkerProcess(env, queues, concurrency, name or f"w{len(workers)}", tmp_path)
+        worker = WorkerProcess(
+            env, queues, concurrency, name or f"w{len(workers)}", tmp_path, prefix=prefix
+        )
         workers.append(worker)
         worker.wait_ready()
         return worker

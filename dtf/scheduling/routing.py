@@ -67,12 +67,16 @@ def choose_queue(requirements: Mapping[str, Any], workers: Sequence[LiveWorker])
         if not consumers:
             reasons.append(f"no live worker serves '{kind}'")
             continue
-        fits = [w for w in consumers if unmet(w.inventory, kind, requirements) is None]
+        fits = [w for w in consumers if _unmet(w, kind, requirements) is None]
         if len(fits) == len(consumers):
             return kind
         if fits:
             return worker_queue(min(fits, key=lambda w: (w.load, w.hostname)).hostname)
-        why = unmet(consumers[0].inventory, kind, requirements)
+        why = _unmet(consumers[0], kind, requirements)
         reasons.append(f"'{kind}' workers fall short ({consumers[0].hostname}: {why})")
     kinds = requirements.get("hardware") or ["cpu"]
     raise Unroutable(f"needs {describe(requirements)}, but {'; '.join(reasons)}", kinds[0])
+
+
+def _unmet(worker: LiveWorker, kind: str, requirements: Mapping[str, Any]) -> str | None:
+    return unmet(worker.inventory, kind, requirements, serves_kind=True)

@@ -37,7 +37,7 @@ class TestHost:
 
 
 @contextmanager
-def test_host(subnet: int) -> Iterator[TestHost]:
+def namespace_host(subnet: int) -> Iterator[TestHost]:
     """A namespace on 10.231.<subnet>.2/30 with the host side at .1; removed afterwards."""
     tag = uuid.uuid4().hex[:6]
     name, outside, inside = f"dtf-{tag}", f"vd{tag}h", f"vd{tag}n"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,17 +56,31 @@ class WorkerProcess:
     """A real ``celery -A dtf worker`` process."""
 
     def __init__(
-        self, env: dict[str, str], queues: str, concurrency: int, name: str, log_dir: Path
+        self,
+        env: dict[str, str],
+        queues: str | None,
+        concurrency: int,
+        name: str,
+        log_dir: Path,
+        prefix: Sequence[str] = (),
     ) -> None:
+        """``queues=None`` lets the worker declare the queues of its hardware; ``prefix``
+        runs it through another command (e.g. ``ip netns exec NS``)."""
         self.log = log_dir / f"{name}.log"
+        self.stderr = log_dir / f"{name}.stderr"
         self.name = f"{name}@%h"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "dtf", "worker", "-Q", queues,
-             "-c", str(concurrency), "-n", self.name, "--without-mingle", "--without-gossip",
-             "--loglevel", "INFO", "--logfile", str(self.log)],
-            env=env, cwd=log_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
+        selection = ["-Q", queues] if queues else []
+        with self.stderr.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [*prefix, sys.executable, "-m", "celery", "-A", "dtf", "worker", *selection,
+                 "-c", str(concurrency), "-n", self.name, "--without-mingle", "--without-gossip",
+                 "--loglevel", "INFO", "--logfile", str(self.log)],
+                env=env, cwd=log_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=stderr, start_new_session=True,
+            )  # fmt: skip
+
+    def stderr_text(self) -> str:
+        return self.stderr.read_text(errors="replace") if self.stderr.exists() else ""
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -73,7 +88,7 @@ class WorkerProcess:
             if self.log.exists() and " ready." in self.log.read_text(errors="replace"):
                 return
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.process.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"worker exited: {self.stderr_text()[-2000:]}")
             time.sleep(0.1)
         raise RuntimeError(f"worker not ready after {timeout}s: {self.log.read_text()[-2000:]}")
 

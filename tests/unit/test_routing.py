@@ -91,3 +91,10 @@ def test_inventory_round_trips_through_json_dicts():
     inv = inventory("b", gpus=[h100(), h100(1)])
     assert Inventory.from_dict(inv.to_dict()) == inv
     assert inv.kinds() == ["cpu", "cuda"]
+
+
+def test_a_queue_an_operator_forced_is_served_though_no_device_was_found():
+    forced = worker("gpu9@e", {"cuda"}, inventory("e", gpus=[]))
+    assert choose_queue({"hardware": ["cuda"]}, [forced]) == "cuda"
+    with pytest.raises(Unroutable, match="min_gpu_memory_gb"):
+        choose_queue({"hardware": ["cuda"], "min_gpu_memory_gb": 8}, [forced])
