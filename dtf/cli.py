@@ -144,7 +144,11 @@ def run(
     if workers and not wait:
         raise BadInput("local workers stop when dtf exits: use --wait with --workers")
     _prepare(settings)
-    local = LocalWorkers(workers, settings.home / "logs") if workers else None
+    local = (
+        LocalWorkers(workers, settings.home / "logs", db_url=settings.database_url)
+        if workers
+        else None
+    )
     summary = None
     try:
         if local:
@@ -333,15 +337,14 @@ def init_db() -> None:
 
 
 def _prepare_read(settings: Settings) -> None:
-    from dtf.db.schema import ensure_schema
+    from dtf.db.schema import database_exists, ensure_readable
 
-    if settings.database_url.startswith("sqlite"):
-        path = settings.database_url.removeprefix("sqlite:///")
-        if not Path(path).exists():
-            raise BadInput(
-                f"no dtf database at {path}: run something first, or set DTF_DATABASE_URL"
-            )
-    ensure_schema(settings.database_url, create=False)
+    if not database_exists(settings.database_url):
+        raise BadInput(
+            f"no dtf database at {settings.database_url}: run something first, "
+            "or set DTF_DATABASE_URL"
+        )
+    ensure_readable(settings.database_url)
 
 
 def _resolve_run(session, run_id: str | None) -> str:

@@ -16,8 +16,15 @@ from pathlib import Path
 class LocalWorkers:
     """``celery -A dtf worker`` with ``count`` pool processes, as a context manager."""
 
-    def __init__(self, count: int, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        count: int,
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        db_url: str | None = None,
+    ) -> None:
         self.count = max(1, count)
+        self.db_url = db_url
         self.log_file = log_dir / f"worker-{os.getpid()}.log"
         self.env = dict(os.environ if env is None else env)
         self.hostname = f"dtf-local-{os.getpid()}@{socket.gethostname()}"
@@ -72,6 +79,20 @@ class LocalWorkers:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        self._unregister()
+
+    def _unregister(self) -> None:
+        # Workers of one run are gone for good, and killed ones cannot say
+        # goodbye: drop their registry row instead of leaving it "lost".
+        if self.db_url is None:
+            return
+        from sqlalchemy import delete
+
+        from dtf.db.models import Worker
+        from dtf.db.session import session_scope
+
+        with contextlib.suppress(Exception), session_scope(self.db_url) as session:
+            session.execute(delete(Worker).where(Worker.hostname == self.hostname))
 
     def problem(self) -> str | None:
         """Why the local workers cannot serve, or None while they run."""

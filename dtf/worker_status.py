@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -106,12 +105,12 @@ def format_row(row: dict[str, Any]) -> str:
 
 
 def _read_rows(url: str) -> list[dict[str, Any]]:
-    from dtf.db.schema import ensure_schema
+    from dtf.db.schema import database_exists, ensure_readable
     from dtf.db.session import session_scope
 
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    if not database_exists(url):
         return []  # the embedded default before anything ran: no worker registered
-    ensure_schema(url, create=False)
+    ensure_readable(url)
     with session_scope(url) as session:
         return worker_rows(session)
 

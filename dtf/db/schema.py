@@ -51,3 +51,19 @@ def ensure_schema(url: str, *, create: bool) -> None:
         f"the database at {redact(url)} has no dtf schema or an old one; "
         "run `dtf init-db` to create or upgrade it"
     )
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL, None for other databases."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
+def database_exists(url: str) -> bool:
+    """False only for a SQLite file that was never created (nothing ran yet)."""
+    path = sqlite_path(url)
+    return path is None or path.exists()
+
+
+def ensure_readable(url: str) -> None:
+    """Ready the schema for reading: SQLite (dtf's own file) is upgraded, a server is checked."""
+    ensure_schema(url, create=sqlite_path(url) is not None)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,23 @@ def test_submit_queues_and_returns_at_once(tmp_path, cluster_env, start_worker):
         "counts": {"passed": 1},
     }
     assert (tmp_path / "out.xml").exists()
+
+
+def test_wait_for_workers_holds_the_submission_until_a_capable_worker_appears(
+    tmp_path, cluster_env, start_worker
+):
+    (tmp_path / "test_gpu.py").write_text(
+        "import pytest\n\n@pytest.mark.dtf(hardware='cuda')\ndef test_gpu():\n    pass\n"
+    )
+    submitting = subprocess.Popen(
+        [sys.executable, "-m", "dtf", "submit", ".", "--wait-for-workers", "120"],
+        env=cluster_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1)  # the submission is waiting: nothing serves cuda yet
+    assert submitting.poll() is None
+    start_worker({**cluster_env, "DTF_FORCE_QUEUES": "cuda"}, queues="cuda", name="late")
+
+    out, err = submitting.communicate(timeout=120)
+    assert submitting.returncode == 0, err
+    waited = run_dtf("wait", out.strip(), env=cluster_env, cwd=tmp_path)
+    assert waited.returncode == 0, waited.stdout + waited.stderr

@@ -101,6 +101,19 @@ def test_a_passing_run_exits_zero_and_leaves_no_worker_behind(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "dtf: passed: 2 passed" in proc.stdout
     assert (tmp_path / ".dtf" / "dtf.sqlite").exists()
+    registry = run_dtf("workers", "--json", env=clean_env(), cwd=tmp_path)
+    assert json.loads(registry.stdout) == []
+
+
+def test_bundle_mode_runs_the_tests_from_the_fetched_bundle(tmp_path):
+    (tmp_path / "test_ok.py").write_text("import os\n\ndef test_cwd():\n    print(os.getcwd())\n")
+    proc = run_dtf("run", ".", "--code", "bundle", "--workers", "1", env=clean_env(), cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(run_dtf("results", env=clean_env(), cwd=tmp_path).stdout)
+    bundle = data["run"]["bundle"]
+    (result,) = data["results"]
+    assert result["stdout"].strip() == str(tmp_path / ".dtf" / "bundles" / bundle)
 
 
 def test_a_task_file_mixes_tests_and_commands(tmp_path):
