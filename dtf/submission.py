@@ -10,13 +10,14 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from dtf.config import Settings, redact
-from dtf.db.models import Batch, Run, RunTask, TestItem, TestResult, utcnow
+from dtf.db.models import Batch, Run, RunTask, TestItem
 from dtf.db.session import session_scope
 from dtf.errors import BadInput, InfrastructureError
 from dtf.scheduling.canvas import HeaderTask, run_canvas
 from dtf.scheduling.planner import Plan, route_run
 from dtf.scheduling.routing import LiveWorker
 from dtf.spec import run_spec_to_json
+from dtf.tasks.store import result_row
 
 DTF_LOGS_HINT = "the worker log under $DTF_HOME/logs"
 
@@ -121,17 +122,7 @@ def store_plan(
                 )
                 session.add(item)
                 session.flush()
-                session.add(
-                    TestResult(
-                        run_id=run_id,
-                        item_id=item.id,
-                        nodeid=record.nodeid,
-                        outcome=record.outcome,
-                        when=record.when,
-                        longrepr=record.longrepr,
-                        created_at=utcnow(),
-                    )
-                )
+                session.add(result_row(record, run_id=run_id, item_id=item.id))
             for position, planned in enumerate(tp.batches):
                 batch = Batch(
                     id=uuid.uuid4().hex,

@@ -71,6 +71,30 @@ def _mark_run_started(session, run_id: str, now) -> None:
     )
 
 
+def result_row(
+    record: TestRecord,
+    *,
+    run_id: str,
+    item_id: int,
+    attempt_id: int | None = None,
+    worker: str | None = None,
+) -> TestResult:
+    """The database row of one result line."""
+    return TestResult(
+        run_id=run_id,
+        item_id=item_id,
+        attempt_id=attempt_id,
+        nodeid=record.nodeid,
+        outcome=record.outcome,
+        when=record.when,
+        duration=record.duration,
+        longrepr=record.longrepr,
+        stdout=record.stdout,
+        stderr=record.stderr,
+        worker=worker,
+    )
+
+
 def record_result(db_url: str, work: BatchWork, record: TestRecord, worker: str | None) -> bool:
     """Store one test result as soon as it exists; False if it was already stored."""
     item_id = work.items.get(record.nodeid)
@@ -79,17 +103,11 @@ def record_result(db_url: str, work: BatchWork, record: TestRecord, worker: str 
     try:
         with session_scope(db_url) as session:
             session.add(
-                TestResult(
+                result_row(
+                    record,
                     run_id=work.run_id,
                     item_id=item_id,
                     attempt_id=work.attempt_id,
-                    nodeid=record.nodeid,
-                    outcome=record.outcome,
-                    when=record.when,
-                    duration=record.duration,
-                    longrepr=record.longrepr,
-                    stdout=record.stdout,
-                    stderr=record.stderr,
                     worker=worker,
                 )
             )
