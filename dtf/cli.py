@@ -15,6 +15,8 @@ from dtf.errors import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, BadInput, DtfError
 from dtf.worker_status import workers
 
 stdout = Console(highlight=False, soft_wrap=True)
+if not stdout.is_terminal:
+    stdout.width = 140  # CI logs: room for the batch table
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -24,8 +26,16 @@ def cli() -> None:
     """dtf: run tests and benchmarks as Celery tasks on the hardware they need."""
 
 
-def _spec_from_options(task_file, paths, keyword, markers, hardware, timeout, priority, code):
+def _spec_from_options(
+    task_file, paths, keyword, markers, hardware, timeout, priority, grouping, code
+):
     spec = _load_spec(task_file, paths, keyword, markers, hardware, timeout, priority)
+    if grouping:
+        tasks = [
+            t.model_copy(update={"grouping": grouping}) if t.type == "test" else t
+            for t in spec.tasks
+        ]
+        spec = spec.model_copy(update={"tasks": tasks})
     return spec.model_copy(update={"code": code}) if code else spec
 
 
@@ -67,6 +77,12 @@ selection_options = [
     ),
     click.option("--timeout", type=float, help="Per-test timeout in seconds (default 300)."),
     click.option("--priority", type=int, help="0..9, 9 most urgent (default 5)."),
+    click.option(
+        "--grouping",
+        type=click.Choice(["module", "file", "scope", "none"]),
+        help="What stays in one batch: a module unless too long (default), a whole file, "
+        "a class or module scope, nothing.",
+    ),
     click.option(
         "--code",
         type=click.Choice(["path", "bundle"]),
@@ -123,6 +139,7 @@ def run(
     workers,
     junit_xml,
     wait_for_workers,
+    grouping,
     code,
 ) -> None:
     """Run tests: plan, send to workers, show progress, exit 0/1/2/3."""
@@ -130,7 +147,7 @@ def run(
 
     settings = load_settings()
     spec = _spec_from_options(
-        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority, code
+        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority, grouping, code
     )
     if workers is None:
         workers = (os.cpu_count() or 1) if settings.embedded else 0
@@ -174,11 +191,22 @@ def _finish(settings: Settings, summary, junit_xml: str | None) -> None:
 @cli.command()
 @with_selection
 @wait_for_workers_option
-def submit(paths, task_file, keyword, markers, hardware, timeout, priority, code, wait_for_workers):
+def submit(
+    paths,
+    task_file,
+    keyword,
+    markers,
+    hardware,
+    timeout,
+    priority,
+    grouping,
+    code,
+    wait_for_workers,
+):
     """Queue a run for the workers and print its id (fire and forget)."""
     settings = load_settings()
     spec = _spec_from_options(
-        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority, code
+        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority, grouping, code
     )
     _prepare(settings)
     stdout.print(_submit(settings, spec, local=None, wait_for_workers=wait_for_workers))
@@ -277,10 +305,17 @@ def wait(run_id, junit_xml) -> None:
 @cli.command()
 @click.argument("run_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(run_id, as_json) -> None:
+@click.option(
+    "--batches",
+    "show_batches",
+    is_flag=True,
+    help="Also show each batch: estimate, wall time, start-up, time in tests.",
+)
+def status(run_id, as_json, show_batches) -> None:
     """Show a run's state and counts (the latest run when RUN is omitted)."""
     from dtf.db.session import session_scope
     from dtf.progress import counts_line
+    from dtf.reporting.batches import batch_efficiency
     from dtf.summary import summarize
 
     settings = load_settings()
@@ -288,18 +323,40 @@ def status(run_id, as_json) -> None:
     with session_scope(settings.database_url) as session:
         run_id = _resolve_run(session, run_id)
         summary = summarize(session, run_id)
+        batches = batch_efficiency(session, run_id) if show_batches else None
     if as_json:
-        stdout.print_json(
-            data={
-                "run_id": run_id,
-                "status": summary.status,
-                "total": summary.total,
-                "finished": summary.finished,
-                "counts": summary.counts,
-            }
-        )
-    else:
-        stdout.print(f"run {run_id}: {summary.status}: {counts_line(summary)}", markup=False)
+        data = {
+            "run_id": run_id,
+            "status": summary.status,
+            "total": summary.total,
+            "finished": summary.finished,
+            "counts": summary.counts,
+        }
+        if batches is not None:
+            data["batches"] = batches
+        stdout.print_json(data=data)
+        return
+    stdout.print(f"run {run_id}: {summary.status}: {counts_line(summary)}", markup=False)
+    if batches:
+        stdout.print(_batch_table(batches))
+
+
+def _batch_table(rows):
+    from rich.table import Table
+
+    def secs(value):
+        return "-" if value is None else f"{value:.2f}"
+
+    table = Table("batch", "queue", "tests", "est s", "wall s", "start-up s", "tests s",
+                  "other s", "use", "tries", "worker")  # fmt: skip
+    for row in rows:
+        use = "-" if row["efficiency"] is None else f"{row['efficiency']:.0%}"
+        table.add_row(
+            str(row["batch"]), row["queue"], str(row["tests"]), secs(row["estimated_s"]),
+            secs(row["wall_s"]), secs(row["startup_s"]), secs(row["test_s"]),
+            secs(row["other_s"]), use, str(row["attempts"]), row["worker"] or "-",
+        )  # fmt: skip
+    return table
 
 
 @cli.command()

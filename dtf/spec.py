@@ -55,6 +55,8 @@ class Requirements(_Model):
     browser: str | None = None
     priority: _Priority | None = None
     timeout: _PositiveFloat | None = None
+    #: tests marked with the same model name share a batch (one model load)
+    model: str | None = None
 
     @field_validator("hardware", mode="before")
     @classmethod
@@ -137,6 +139,9 @@ class TestTask(_TaskBase):
     pytest_args: list[str] = Field(default_factory=list)
     workdir: str | None = None
     timeout: _PositiveFloat | None = None
+    #: what stays in one batch: a module unless too long ("module"), a whole file
+    #: ("file", xdist's loadfile), a class or module scope ("scope", loadscope), nothing
+    grouping: Literal["module", "file", "scope", "none"] = "module"
 
 
 class CommandTask(_TaskBase):

@@ -14,6 +14,7 @@ from dtf.db.models import Batch, Run, RunTask, TestItem
 from dtf.db.session import session_scope
 from dtf.errors import BadInput, InfrastructureError
 from dtf.scheduling.canvas import HeaderTask, run_canvas
+from dtf.scheduling.durations import DurationHistory
 from dtf.scheduling.planner import Plan, route_run
 from dtf.scheduling.routing import LiveWorker
 from dtf.spec import run_spec_to_json
@@ -62,12 +63,25 @@ def wait_for_workers_to_register(
         time.sleep(0.1)
 
 
+def histories(db_url: str) -> Callable[[str, str], DurationHistory]:
+    """Duration history per (suite, hardware), read once each."""
+    cache: dict[tuple[str, str], DurationHistory] = {}
+
+    def history(suite: str, hardware: str) -> DurationHistory:
+        if (suite, hardware) not in cache:
+            with session_scope(db_url) as session:
+                cache[(suite, hardware)] = DurationHistory.load(session, suite, hardware)
+        return cache[(suite, hardware)]
+
+    return history
+
+
 def route_when_possible(db_url: str, plan: Plan, wait: float) -> Plan:
     """Route the plan; with ``wait`` > 0, keep trying while no worker can take it yet."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            return route_run(plan, live_workers(db_url))
+            return route_run(plan, live_workers(db_url), histories(db_url))
         except InfrastructureError:
             if time.monotonic() >= deadline:
                 raise
@@ -104,6 +118,7 @@ def store_plan(
                 queue=tp.queue,
                 priority=tp.priority,
                 workdir=_task_workdir(tp.workdir, workdir, bundle, tp.position),
+                suite=str(tp.workdir),
                 timeout=tp.timeout,
             )
             session.add(task)
@@ -132,6 +147,8 @@ def store_plan(
                     queue=planned.queue,
                     size=len(planned.items),
                     test_timeout=planned.timeout,
+                    hardware=planned.hardware,
+                    estimated_s=planned.estimated_s,
                 )
                 session.add(batch)
                 session.add_all(

@@ -64,6 +64,8 @@ class RunTask(Base):
     #: where pytest or the command runs, and the per-test (or command) timeout
     workdir: Mapped[str] = mapped_column(Text)
     timeout: Mapped[float] = mapped_column(Float)
+    #: which suite the durations of its tests belong to (the submitter's directory)
+    suite: Mapped[str | None] = mapped_column(Text)
     #: pending -> running -> done | broken (commands: exit code and output below)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     exit_code: Mapped[int | None]
@@ -88,6 +90,10 @@ class Batch(Base):
     size: Mapped[int]
     #: per-test timeout of this batch's tests (a marker may change the task's)
     test_timeout: Mapped[float | None] = mapped_column(Float)
+    #: the hardware kind it runs on (``queue`` may be one worker's own queue)
+    hardware: Mapped[str | None] = mapped_column(String(32))
+    #: expected duration from the duration history when it was planned
+    estimated_s: Mapped[float | None] = mapped_column(Float)
     #: pending -> running -> done | broken
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(Text)
@@ -110,6 +116,9 @@ class Attempt(Base):
     #: running -> completed | broken
     status: Mapped[str] = mapped_column(String(16), default="running")
     children: Mapped[int] = mapped_column(default=0)
+    #: efficiency: child start-up and collection, time inside tests
+    startup_s: Mapped[float | None] = mapped_column(Float)
+    test_s: Mapped[float | None] = mapped_column(Float)
     exit_codes: Mapped[list[Any]] = mapped_column(default=list)
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -189,3 +198,19 @@ class Bundle(Base):
     size: Mapped[int]
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TestDuration(Base):
+    """How long a test takes on a kind of hardware: an exponentially weighted mean."""
+
+    __test__ = False
+    __tablename__ = "test_durations"
+    __table_args__ = (UniqueConstraint("suite", "hardware", "nodeid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    suite: Mapped[str] = mapped_column(Text)
+    hardware: Mapped[str] = mapped_column(String(32))
+    nodeid: Mapped[str] = mapped_column(Text)
+    mean_s: Mapped[float] = mapped_column(Float)
+    samples: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,7 +7,7 @@ collecting again: ``collect_run`` (pytest, once) and ``route_run`` (workers).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,8 @@ from dtf.errors import BadInput, InfrastructureError
 from dtf.executor.collect import CollectedItem, CollectionFailed, collect
 from dtf.executor.records import TestRecord
 from dtf.scheduling.batching import make_batches
-from dtf.scheduling.routing import LiveWorker, Unroutable, choose_queue
+from dtf.scheduling.durations import DurationHistory
+from dtf.scheduling.routing import LiveWorker, Unroutable, choose_queue, choose_route
 from dtf.spec import BenchmarkTask, CommandTask, RunSpec, SpecError, TestTask, parse_requirements
 
 
@@ -33,8 +34,10 @@ class PlannedItem:
 @dataclass
 class PlannedBatch:
     queue: str
+    hardware: str
     timeout: float  # per test
     items: list[PlannedItem]
+    estimated_s: float = 0.0
 
 
 @dataclass
@@ -48,6 +51,7 @@ class TaskPlan:
     priority: int
     requirements: dict[str, Any]
     queue: str = ""  # commands: where they run; tests: where most of their batches go
+    grouping: str = "module"
     items: list[PlannedItem] = field(default_factory=list)
     collection_errors: list[TestRecord] = field(default_factory=list)
     batches: list[PlannedBatch] = field(default_factory=list)
@@ -78,14 +82,22 @@ def collect_run(spec: RunSpec, *, cwd: Path) -> Plan:
     return plan
 
 
-def route_run(plan: Plan, workers: Sequence[LiveWorker]) -> Plan:
+#: (suite, hardware kind) -> what is known of its tests' durations
+Histories = Callable[[str, str], DurationHistory]
+
+
+def no_history(suite: str, hardware: str) -> DurationHistory:
+    return DurationHistory({})
+
+
+def route_run(plan: Plan, workers: Sequence[LiveWorker], histories: Histories = no_history) -> Plan:
     """Give every test and command a queue and cut the tests into batches per queue."""
     for task in plan.tasks:
         try:
             if isinstance(task.spec, CommandTask):
                 task.queue = choose_queue(task.requirements, workers)
                 continue
-            _route_tests(task, workers)
+            _route_tests(task, workers, histories)
         except Unroutable as exc:
             raise InfrastructureError(
                 f"tasks[{task.position}]{_which(task)} {exc}; start one with "
@@ -110,6 +122,7 @@ def _collect_task(position: int, task: TestTask | CommandTask, cwd: Path) -> Tas
         timeout=task.effective_timeout,
         priority=task.effective_priority,
         requirements=task.requirements.model_dump(exclude_none=True),
+        grouping=getattr(task, "grouping", "module"),
     )
     if isinstance(task, TestTask):
         try:
@@ -138,21 +151,30 @@ def _with_requirements(task_requirements: dict[str, Any], item: CollectedItem) -
     return PlannedItem(nodeid=item.nodeid, path=item.path, requirements=requirements)
 
 
-def _route_tests(task: TaskPlan, workers: Sequence[LiveWorker]) -> None:
-    groups: dict[tuple[str, float], list[PlannedItem]] = defaultdict(list)
+def _route_tests(task: TaskPlan, workers: Sequence[LiveWorker], histories: Histories) -> None:
+    groups: dict[tuple[str, str, float], list[PlannedItem]] = defaultdict(list)
     for item in task.items:
         try:
-            queue = choose_queue(item.requirements, workers)
+            queue, kind = choose_route(item.requirements, workers)
         except Unroutable as exc:
             raise Unroutable(f"test {item.nodeid} {exc}", exc.kind) from exc
         timeout = float(item.requirements.get("timeout") or task.timeout)
-        groups[(queue, timeout)].append(item)
+        groups[(queue, kind, timeout)].append(item)
     slots = _slots_by_queue(workers)
-    task.batches = [
-        PlannedBatch(queue=queue, timeout=timeout, items=batch)
-        for (queue, timeout), items in groups.items()
-        for batch in make_batches(items, slots.get(queue, 1))
-    ]
+    task.batches = []
+    for (queue, kind, timeout), items in groups.items():
+        history = histories(str(task.workdir), kind)
+        estimate = lambda item, history=history: history.estimate(item.nodeid)  # noqa: E731
+        for batch in make_batches(items, slots.get(queue, 1), estimate, grouping=task.grouping):
+            task.batches.append(
+                PlannedBatch(
+                    queue=queue,
+                    hardware=kind,
+                    timeout=timeout,
+                    items=batch,
+                    estimated_s=sum(estimate(item) for item in batch),
+                )
+            )
     if groups:
         task.queue = max(groups, key=lambda key: len(groups[key]))[0]
 

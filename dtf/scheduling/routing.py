@@ -61,6 +61,11 @@ def describe(requirements: Mapping[str, Any]) -> str:
 
 def choose_queue(requirements: Mapping[str, Any], workers: Sequence[LiveWorker]) -> str:
     """The queue for work with ``requirements``, or Unroutable saying what is missing."""
+    return choose_route(requirements, workers)[0]
+
+
+def choose_route(requirements: Mapping[str, Any], workers: Sequence[LiveWorker]) -> tuple[str, str]:
+    """``(queue, hardware kind)`` for work with ``requirements``; Unroutable if none fits."""
     reasons: list[str] = []
     for kind in requirements.get("hardware") or ["cpu"]:
         consumers = [w for w in workers if kind in w.healthy_queues]
@@ -69,9 +74,9 @@ def choose_queue(requirements: Mapping[str, Any], workers: Sequence[LiveWorker])
             continue
         fits = [w for w in consumers if _unmet(w, kind, requirements) is None]
         if len(fits) == len(consumers):
-            return kind
+            return kind, kind
         if fits:
-            return worker_queue(min(fits, key=lambda w: (w.load, w.hostname)).hostname)
+            return worker_queue(min(fits, key=lambda w: (w.load, w.hostname)).hostname), kind
         why = _unmet(consumers[0], kind, requirements)
         reasons.append(f"'{kind}' workers fall short ({consumers[0].hostname}: {why})")
     kinds = requirements.get("hardware") or ["cpu"]

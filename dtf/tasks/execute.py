@@ -41,13 +41,20 @@ def execute_batch(self, batch_id: str) -> dict:
     except Exception as exc:
         logger.exception("batch %s could not start", batch_id)
         return _broken(db_url, batch_id, None, exc)
+    test_s = 0.0
+
+    def on_record(record) -> None:
+        nonlocal test_s
+        test_s += record.duration
+        store.record_result(db_url, work, record, worker)
+
     try:
         outcome = run_pytest_batch(
             list(work.items),
             code_dir(db_url, work.bundle, work.workdir),
             test_timeout=work.test_timeout,
             extra_args=work.pytest_args,
-            on_record=lambda record: store.record_result(db_url, work, record, worker),
+            on_record=on_record,
         )
     except Exception as exc:
         logger.exception("batch %s broke", batch_id)
@@ -59,6 +66,8 @@ def execute_batch(self, batch_id: str) -> dict:
         status="completed",
         children=outcome.children,
         exit_codes=outcome.exit_codes,
+        startup_s=getattr(outcome, "startup_s", None),
+        test_s=test_s,
     )
     return {"batch_id": batch_id, "status": "done", "counts": outcome.counts}
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from dtf.config import load_settings
 from dtf.db.models import Run, utcnow
 from dtf.db.session import session_scope
+from dtf.scheduling.durations import record_run
 from dtf.summary import summarize
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="dtf.finalize_run")
@@ -16,8 +21,16 @@ def finalize_run(header_results: list[dict], run_id: str) -> dict:
     db_url = load_settings().database_url
     with session_scope(db_url) as session:
         summary = summarize(session, run_id)
+        try:
+            # In a savepoint: the history is worth less than the verdict, but it
+            # must be there as soon as the run shows as finished.
+            with session.begin_nested():
+                record_run(session, run_id)
+        except Exception:
+            logger.exception("could not update the duration history with run %s", run_id)
         run = session.get(Run, run_id)
         run.status = summary.verdict()
         run.finished_at = utcnow()
         run.started_at = run.started_at or run.finished_at
-    return {"run_id": run_id, "status": run.status, "counts": summary.counts}
+        status = run.status
+    return {"run_id": run_id, "status": status, "counts": summary.counts}

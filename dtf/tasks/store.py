@@ -131,6 +131,8 @@ def finish_attempt(
     children: int = 0,
     exit_codes: list[int] | None = None,
     error: str | None = None,
+    startup_s: float | None = None,
+    test_s: float | None = None,
 ) -> None:
     """Close an attempt and its batch (``status`` is ``completed`` or ``broken``)."""
     with session_scope(db_url) as session:
@@ -142,6 +144,8 @@ def finish_attempt(
             attempt.exit_codes = exit_codes or []
             attempt.error = error
             attempt.finished_at = now
+            attempt.startup_s = startup_s
+            attempt.test_s = test_s
         batch = session.get(Batch, batch_id)
         batch.status = "done" if status == "completed" else "broken"
         batch.error = error

@@ -1,16 +1,28 @@
-from dataclasses import dataclass
+"""Batching: slowest first, big batches first, modules whole unless too long."""
 
-from dtf.scheduling.batching import BATCHES_PER_SLOT, make_batches
+from dataclasses import dataclass, field
+
+from dtf.scheduling.batching import make_batches
+from dtf.scheduling.durations import UNKNOWN_TEST_S, DurationHistory
 
 
 @dataclass(frozen=True)
 class Item:
     path: str
     nodeid: str
+    requirements: dict = field(default_factory=dict, hash=False)
 
 
 def items(layout: dict[str, int]) -> list[Item]:
     return [Item(path, f"{path}::t{i}") for path, n in layout.items() for i in range(n)]
+
+
+def seconds(durations: dict[str, float]):
+    return lambda item: durations.get(item.nodeid, 0.01)
+
+
+def total(batch, estimate) -> float:
+    return sum(estimate(i) for i in batch)
 
 
 def test_no_items_no_batches():
@@ -23,27 +35,66 @@ def test_every_item_lands_in_exactly_one_batch():
     assert sorted(i.nodeid for b in batches for i in b) == sorted(i.nodeid for i in tests)
 
 
-def test_never_more_batches_than_tests_or_than_slots_allow():
-    assert len(make_batches(items({"a.py": 2}), slots=8)) == 2
-    assert len(make_batches(items({f"m{i}.py": 5 for i in range(40)}), slots=2)) <= (
-        2 * BATCHES_PER_SLOT
-    )
+def test_never_more_batches_than_tests():
+    assert len(make_batches(items({"a.py": 3}), slots=8, min_batch_s=0)) <= 3
 
 
-def test_small_modules_stay_whole():
-    batches = make_batches(items({"a.py": 2, "b.py": 2, "c.py": 2, "d.py": 2}), slots=1)
+def test_the_slowest_work_goes_first_and_batches_shrink_toward_the_end():
+    tests = items({"fast.py": 40, "slow.py": 2})
+    estimate = seconds({"slow.py::t0": 30.0, "slow.py::t1": 20.0})
+    batches = make_batches(tests, slots=2, estimate=estimate, min_batch_s=0.05)
+
+    assert batches[0] == [Item("slow.py", "slow.py::t0")]
+    assert batches[1] == [Item("slow.py", "slow.py::t1")]
+    sizes = [total(b, estimate) for b in batches]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_a_module_stays_whole_unless_it_is_too_long_for_one_batch():
+    tests = items({"a.py": 3, "b.py": 3, "huge.py": 10})
+    estimate = seconds({f"huge.py::t{i}": 5.0 for i in range(10)})
+    batches = make_batches(tests, slots=2, estimate=estimate, min_batch_s=0.01)
+
+    assert sum(1 for b in batches if any(i.path == "a.py" for i in b)) == 1
+    assert sum(1 for b in batches if any(i.path == "b.py" for i in b)) == 1
+    assert sum(1 for b in batches if any(i.path == "huge.py" for i in b)) > 1
+
+
+def test_file_grouping_never_splits_a_file():
+    tests = items({"huge.py": 10, "b.py": 2})
+    estimate = seconds({f"huge.py::t{i}": 5.0 for i in range(10)})
+    batches = make_batches(tests, slots=2, estimate=estimate, grouping="file")
+    assert sum(1 for b in batches if any(i.path == "huge.py" for i in b)) == 1
+
+
+def test_scope_grouping_keeps_a_class_together():
+    tests = [Item("t.py", f"t.py::TestA::test_{i}") for i in range(4)] + [
+        Item("t.py", f"t.py::TestB::test_{i}") for i in range(4)
+    ]
+    batches = make_batches(tests, slots=4, grouping="scope", min_batch_s=0)
     for batch in batches:
-        paths = {i.path for i in batch}
-        for path in paths:
-            assert sum(1 for i in batch if i.path == path) == 2
+        assert len({i.nodeid.split("::")[1] for i in batch}) == 1
 
 
-def test_batches_are_balanced_by_count():
-    sizes = [len(b) for b in make_batches(items({"a.py": 30, "b.py": 30}), slots=2)]
-    assert max(sizes) - min(sizes) <= max(sizes) // 2
+def test_tests_of_one_model_share_a_batch():
+    tests = [
+        Item(f"m{i}.py", f"m{i}.py::test", {"model": "bert" if i % 2 else "gpt2"}) for i in range(8)
+    ]
+    batches = make_batches(tests, slots=4, min_batch_s=0)
+    for batch in batches:
+        assert len({i.requirements["model"] for i in batch}) == 1
+    assert len(batches) == 2
 
 
 def test_order_inside_a_module_is_kept():
     tests = items({"a.py": 9})
     for batch in make_batches(tests, slots=1):
         assert batch == sorted(batch, key=lambda i: int(i.nodeid.rsplit("t", 1)[1]))
+
+
+def test_unknown_tests_are_estimated_from_their_module_then_the_suite():
+    history = DurationHistory({"a.py::t0": 2.0, "a.py::t1": 4.0, "b.py::t0": 9.0})
+    assert history.estimate("a.py::t0") == 2.0
+    assert history.estimate("a.py::new") == 3.0
+    assert history.estimate("c.py::new") == 5.0
+    assert DurationHistory({}).estimate("x.py::t") == UNKNOWN_TEST_S
