@@ -224,7 +224,7 @@ def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
         wait_for_workers_to_register,
     )
 
-    plan = collect_run(spec, cwd=Path.cwd())
+    plan = collect_run(spec, cwd=Path.cwd(), cache_dir=settings.home / "collect-cache")
     check_broker(app, settings)
     if local is not None:
         wait_for_workers_to_register(

@@ -14,9 +14,10 @@ from typing import Any
 
 from dtf.config import worker_queue
 from dtf.errors import BadInput, InfrastructureError
-from dtf.executor.collect import CollectedItem, CollectionFailed, collect
+from dtf.executor.collect import CollectedItem, CollectionFailed
 from dtf.executor.records import TestRecord
 from dtf.scheduling.batching import make_batches
+from dtf.scheduling.collect_cache import cached_collect
 from dtf.scheduling.durations import DurationHistory
 from dtf.scheduling.routing import LiveWorker, Unroutable, choose_queue, choose_route
 from dtf.spec import BenchmarkTask, CommandTask, RunSpec, SpecError, TestTask, parse_requirements
@@ -67,15 +68,16 @@ class Plan:
         return sum(len(t.items) + len(t.collection_errors) for t in self.tasks)
 
 
-def collect_run(spec: RunSpec, *, cwd: Path) -> Plan:
-    """Collect every test task once; nothing is routed yet."""
+def collect_run(spec: RunSpec, *, cwd: Path, cache_dir: Path) -> Plan:
+    """Collect every test task once (or reuse the cached collection); nothing is routed yet."""
     unsupported = [i for i, t in enumerate(spec.tasks) if isinstance(t, BenchmarkTask)]
     if unsupported:
         raise BadInput(
             f"tasks[{unsupported[0]}]: benchmark tasks are not supported yet; "
             "remove it or run it as a 'command' task"
         )
-    plan = Plan(spec=spec, tasks=[_collect_task(i, t, cwd) for i, t in enumerate(spec.tasks)])
+    tasks = [_collect_task(i, t, cwd, cache_dir) for i, t in enumerate(spec.tasks)]
+    plan = Plan(spec=spec, tasks=tasks)
     if not any(isinstance(t.spec, CommandTask) for t in plan.tasks) and plan.test_count == 0:
         paths = ", ".join(p for t in plan.tasks for p in t.spec.paths)
         raise BadInput(f"no tests collected from {paths}; check the paths, -k and -m")
@@ -111,7 +113,9 @@ def _which(task: TaskPlan) -> str:
     return f" ({task.spec.name})" if task.spec.name else ""
 
 
-def _collect_task(position: int, task: TestTask | CommandTask, cwd: Path) -> TaskPlan:
+def _collect_task(
+    position: int, task: TestTask | CommandTask, cwd: Path, cache_dir: Path
+) -> TaskPlan:
     workdir = (cwd / task.workdir).resolve() if task.workdir else cwd.resolve()
     if not workdir.is_dir():
         raise BadInput(f"tasks[{position}].workdir: no such directory: {workdir}")
@@ -126,9 +130,10 @@ def _collect_task(position: int, task: TestTask | CommandTask, cwd: Path) -> Tas
     )
     if isinstance(task, TestTask):
         try:
-            collection = collect(
+            collection = cached_collect(
                 task.paths,
                 workdir,
+                cache_dir,
                 keyword=task.keyword,
                 markexpr=task.markers,
                 extra_args=task.pytest_args,
