@@ -27,6 +27,8 @@ class LocalWorkers:
         self.db_url = db_url
         self.log_file = log_dir / f"worker-{os.getpid()}.log"
         self.env = dict(os.environ if env is None else env)
+        # The machine does not change between runs: detect its hardware once an hour.
+        self.env.setdefault("DTF_INVENTORY_CACHE", str(log_dir.parent / "inventory.json"))
         self.hostname = f"dtf-local-{os.getpid()}@{socket.gethostname()}"
         self.process: subprocess.Popen | None = None
 

@@ -17,10 +17,13 @@ The flow of one ``celery -A dtf worker`` start:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import sys
+import time
+from pathlib import Path
 
 from celery import Celery, signals
 from celery.worker import state as worker_state
@@ -85,12 +88,29 @@ def choose_queues(sender: str, instance, **kwargs) -> None:
     logger.info("dtf: consuming %s", ", ".join([*chosen, *own]))
 
 
+#: A fresh-enough inventory found here is reused instead of probing again.
+INVENTORY_CACHE_MAX_AGE_S = 3600.0
+
+
 def detect() -> Inventory:
-    """This machine's inventory; a CPU-only one (and a warning) if detection fails."""
+    """This machine's inventory; a CPU-only one (and a warning) if detection fails.
+
+    ``DTF_INVENTORY_CACHE=FILE`` reuses an inventory detected less than an hour
+    ago (``dtf run`` sets it for the local workers it starts, so a run does not
+    probe the browser and the CPU again each time); unset, every start detects.
+    """
+    cache = os.environ.get("DTF_INVENTORY_CACHE")
+    if cache:
+        cached = _read_cached(Path(cache))
+        if cached is not None:
+            return cached
     try:
         from workers.detection.detect import detect_inventory
 
-        return detect_inventory()
+        found = detect_inventory()
+        if cache:
+            _write_cached(Path(cache), found)
+        return found
     except Exception as exc:
         logger.warning("dtf: hardware detection failed, serving cpu only: %r", exc)
         import psutil
@@ -108,3 +128,22 @@ def on_ready(sender=None, **kwargs) -> None:
 def on_shutdown(sender=None, **kwargs) -> None:
     if registry is not None:
         registry.stop()
+
+
+def _read_cached(path: Path) -> Inventory | None:
+    try:
+        if time.time() - path.stat().st_mtime > INVENTORY_CACHE_MAX_AGE_S:
+            return None
+        return Inventory.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cached(path: Path, found: Inventory) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(found.to_dict()))
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.warning("dtf: could not cache the inventory at %s: %s", path, exc)
