@@ -45,3 +45,11 @@ def _always_consume_own_queues(sender, instance, **kwargs) -> None:
     # work addressed to this worker alone must reach it.
     instance.app.amqp.queues.select_add(CONTROL_QUEUE)
     instance.app.amqp.queues.select_add(worker_queue(sender))
+
+
+@signals.worker_process_init.connect
+def _warm_up_executor(**kwargs) -> None:
+    # Each pool process imports pytest once, so batches fork from a warm process.
+    from dtf.executor.warm import warm_up
+
+    warm_up()

@@ -1,15 +1,33 @@
 """Run a batch of pytest node ids in child processes that may crash or hang.
 
-Each child runs ``python -m pytest -p dtf.pytest_plugin`` over the batch's files; the plugin
+Each child runs pytest with ``dtf.pytest_plugin`` over the batch's files; the plugin
 streams one JSON line per event to a file that this module tails. A child that crashes or
 hangs in a test is replaced by a fresh one for the ids that have not started yet.
+
+Children are started one of two ways (``start_method``), watched the same way:
+
+* ``"spawn"``: ``python -m pytest -p dtf.pytest_plugin ...`` in a new interpreter.
+* ``"fork"`` (warm, see :mod:`dtf.executor.warm`): the calling process imports pytest and
+  the plugin once, and each child is an ``os.fork()`` of it that runs ``pytest.main`` with
+  the same arguments. This saves the interpreter start and the pytest import per child.
+
+The default is ``$DTF_EXECUTOR`` if set, else "fork" on Linux when ``python`` is this
+interpreter, else "spawn"; another ``python`` always spawns. Forking is safe only while
+the caller runs no other thread (a lock held by another thread at the fork stays held in
+the child forever), so a child is forked only from the main thread while
+``threading.active_count() == 1``; otherwise it is spawned, and the reason logged once per
+process (also when a fork could not be faithful: see :func:`warm.fork_unsafe_reason`). The
+caller must also never import the code under test: forked children start with its
+``sys.modules``. ``BatchOutcome.start_methods`` says how each child was started.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -20,8 +38,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dtf.executor import warm
 from dtf.executor.lifetime import die_with_parent
 from dtf.executor.records import TestRecord, bounded
+from dtf.executor.warm import Child
+
+logger = logging.getLogger(__name__)
+
+START_METHODS = ("fork", "spawn")
+# Environment variable that chooses the start method when the caller does not.
+START_METHOD_ENV = "DTF_EXECUTOR"
 
 # Seconds a killed child gets between SIGTERM and SIGKILL.
 KILL_GRACE = 2.0
@@ -30,15 +56,27 @@ KILL_GRACE = 2.0
 STALL_TIMEOUT_FLOOR = 300.0
 # Bytes of a child's stdout/stderr quoted in crash and error records.
 OUTPUT_TAIL_BYTES = 8 * 1024
+# Seconds between looks at the event file until a child's first test starts, so that
+# startup_s is measured closely; poll_interval applies afterwards, and once a child has
+# been starting for STARTUP_POLL_WINDOW seconds (a slow collection).
+STARTUP_POLL_INTERVAL = 0.005
+STARTUP_POLL_WINDOW = 10.0
 
 
 @dataclass
 class BatchOutcome:
-    """What a batch produced; ``counts`` holds only outcomes that occurred."""
+    """What a batch produced; ``counts`` holds only outcomes that occurred.
+
+    ``startup_s``: seconds from starting the first child to its first test starting
+    (interpreter start, imports, collection); if no test started, to that child's exit;
+    0.0 if no child was started. ``start_methods``: "fork" or "spawn" per child.
+    """
 
     counts: dict[str, int]
     children: int
     exit_codes: list[int]
+    startup_s: float = 0.0
+    start_methods: list[str] = field(default_factory=list)
 
 
 def run_pytest_batch(
@@ -51,6 +89,7 @@ def run_pytest_batch(
     env: Mapping[str, str] | None = None,
     python: str = sys.executable,
     poll_interval: float = 0.05,
+    start_method: str | None = None,
 ) -> BatchOutcome:
     """Run ``nodeids`` (relative to ``rootdir``) and call ``on_record`` for each result.
 
@@ -58,10 +97,12 @@ def run_pytest_batch(
     least one record: its pytest results, or one runner-made record (when="run") saying it
     crashed, timed out, or never ran (outcome "error"). ``env`` is merged over os.environ.
     Returns once no id is left to run; each child started runs at least one test or is the
-    last one, so this ends after at most len(nodeids) children.
+    last one, so this ends after at most len(nodeids) children. ``start_method``: "fork",
+    "spawn" or None for the default (see the module docstring).
     """
     if test_timeout <= 0:
         raise ValueError(f"test_timeout must be positive, got {test_timeout}")
+    method = _resolve_start_method(start_method, python)
     rootdir = Path(rootdir).resolve()
     counts: Counter[str] = Counter()
 
@@ -73,13 +114,19 @@ def run_pytest_batch(
     pending = _drop_missing_files(pending, rootdir, emit)
     child_env = {**os.environ, **(env or {})}
     exit_codes: list[int] = []
+    methods: list[str] = []
+    startup_s = 0.0
     with tempfile.TemporaryDirectory(prefix="dtf-batch-") as tmp:
         while pending:
             workdir = Path(tmp) / f"child-{len(exit_codes) + 1}"
             workdir.mkdir()
-            child = _Child(pending, rootdir, workdir, python, extra_args, child_env)
-            result = child.run(test_timeout, poll_interval, emit)
+            child = _ChildRun(pending, rootdir, workdir, python, extra_args, child_env)
+            child_method = _method_for_child(method, env, rootdir)
+            result = child.run(child_method, test_timeout, poll_interval, emit)
+            if not exit_codes:
+                startup_s = result.startup_s
             exit_codes.append(result.exit_code)
+            methods.append(result.method)
             for nodeid in pending:
                 if nodeid in result.started and nodeid not in result.reported:
                     emit(_not_run(nodeid, result))
@@ -91,7 +138,69 @@ def run_pytest_batch(
             for nodeid in left:
                 emit(_not_run(nodeid, result))
             pending = []
-    return BatchOutcome(counts=dict(counts), children=len(exit_codes), exit_codes=exit_codes)
+    logger.debug(
+        "batch of %d ids: %d children (%s), start-up %.3fs",
+        len(nodeids),
+        len(exit_codes),
+        ", ".join(methods),
+        startup_s,
+    )
+    return BatchOutcome(
+        counts=dict(counts),
+        children=len(exit_codes),
+        exit_codes=exit_codes,
+        startup_s=startup_s,
+        start_methods=methods,
+    )
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    if key in _warned:
+        logger.debug(message, *args)
+    else:
+        _warned.add(key)
+        logger.warning(message, *args)
+
+
+def _resolve_start_method(requested: str | None, python: str) -> str:
+    if requested is not None and requested not in START_METHODS:
+        raise ValueError(f"start_method must be one of {START_METHODS}, got {requested!r}")
+    method = requested
+    if method is None:
+        configured = os.environ.get(START_METHOD_ENV, "").strip().lower()
+        if configured in START_METHODS:
+            method = configured
+        elif configured:
+            _warn_once(
+                "env",
+                "ignoring %s=%r: expected one of %s",
+                START_METHOD_ENV,
+                configured,
+                START_METHODS,
+            )
+    if method is None:
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+    if method == "fork" and python != sys.executable:
+        if requested == "fork":
+            _warn_once(
+                "python", "spawning pytest children: python=%s is not this interpreter", python
+            )
+        return "spawn"
+    return method
+
+
+def _method_for_child(method: str, env: Mapping[str, str] | None, rootdir: Path) -> str:
+    """``method``, unless it is "fork" and forking this process now is not safe."""
+    if method != "fork":
+        return method
+    reason = warm.fork_unsafe_reason(env, rootdir)
+    if reason is None:
+        return "fork"
+    _warn_once("fork", "spawning pytest children instead of forking them: %s", reason)
+    return "spawn"
 
 
 def _drop_missing_files(
@@ -129,6 +238,8 @@ def _file_of(nodeid: str) -> str:
 class _ChildResult:
     exit_code: int
     restart: bool
+    startup_s: float = 0.0
+    method: str = "spawn"
     started: set[str] = field(default_factory=set)
     reported: set[str] = field(default_factory=set)
     collect_errors: dict[str, str] = field(default_factory=dict)
@@ -148,7 +259,7 @@ class _ChildResult:
         return f"test did not run; {self.reason}"
 
 
-class _Child:
+class _ChildRun:
     """One pytest child process over a list of ids, and the tail of its event file."""
 
     def __init__(
@@ -169,12 +280,8 @@ class _Child:
         self.select.write_text("".join(json.dumps(n) + "\n" for n in nodeids), encoding="utf-8")
         self.events.touch()
         files = list(dict.fromkeys(_file_of(n) for n in nodeids))
-        self.cmd = [
-            python,
-            "-m",
-            "pytest",
-            "-p",
-            "dtf.pytest_plugin",
+        # Arguments after the plugin's "-p": the same for both start methods.
+        self.pytest_args = [
             "--dtf-select",
             str(self.select),
             "--dtf-events",
@@ -187,6 +294,7 @@ class _Child:
             *extra_args,
             *files,
         ]
+        self.cmd = [python, "-m", "pytest", "-p", "dtf.pytest_plugin", *self.pytest_args]
         self.rootdir = rootdir
         self.env = env
         self.result = _ChildResult(exit_code=0, restart=False)
@@ -197,10 +305,45 @@ class _Child:
         self._partial = b""
 
     def run(
-        self, test_timeout: float, poll_interval: float, emit: Callable[[TestRecord], None]
+        self,
+        method: str,
+        test_timeout: float,
+        poll_interval: float,
+        emit: Callable[[TestRecord], None],
     ) -> _ChildResult:
+        self.launched = time.monotonic()
+        proc = self._start(method)
+        try:
+            return self._watch(proc, test_timeout, poll_interval, emit)
+        finally:
+            # Also reaps what the tests left running in the child's process group.
+            _kill_group(proc, signal.SIGKILL)
+            proc.wait()
+
+    def _start(self, method: str) -> Child:
+        self.result.method = method
+        if method == "fork":
+            import dtf.pytest_plugin
+
+            # Made here so that their tails can be read even if the child dies at once.
+            self.stdout.touch()
+            self.stderr.touch()
+            try:
+                # The same arguments as the spawned child's; the plugin is passed as a
+                # module because "-p" would warn that it was imported before pytest started.
+                return warm.fork_pytest(
+                    self.pytest_args,
+                    plugins=[dtf.pytest_plugin],
+                    rootdir=self.rootdir,
+                    env=self.env,
+                    stdout=self.stdout,
+                    stderr=self.stderr,
+                )
+            except OSError as exc:  # e.g. EAGAIN/ENOMEM from fork itself
+                _warn_once("fork-failed", "could not fork a pytest child, spawning: %s", exc)
+                self.result.method = "spawn"
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 self.cmd,
                 cwd=self.rootdir,
                 env=self.env,
@@ -210,16 +353,21 @@ class _Child:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
-        try:
-            return self._watch(proc, test_timeout, poll_interval, emit)
-        finally:
-            # Also reaps what the tests left running in the child's process group.
-            _kill_group(proc, signal.SIGKILL)
-            proc.wait()
 
     def _watch(
         self,
-        proc: subprocess.Popen,
+        proc: Child,
+        test_timeout: float,
+        poll_interval: float,
+        emit: Callable[[TestRecord], None],
+    ) -> _ChildResult:
+        with _ExitWaiter(proc.pid) as waiter:
+            return self._watch_loop(proc, waiter, test_timeout, poll_interval, emit)
+
+    def _watch_loop(
+        self,
+        proc: Child,
+        waiter: _ExitWaiter,
         test_timeout: float,
         poll_interval: float,
         emit: Callable[[TestRecord], None],
@@ -245,8 +393,13 @@ class _Child:
                 _terminate(proc)
                 self._drain(emit)
                 break
-            time.sleep(poll_interval)
+            if self.starts or now - self.launched > STARTUP_POLL_WINDOW:
+                waiter.sleep(poll_interval)
+            else:
+                waiter.sleep(min(poll_interval, STARTUP_POLL_INTERVAL))
         code = proc.wait()
+        if not self.result.startup_s:
+            self.result.startup_s = time.monotonic() - self.launched
         return self._conclude(code, killed_for, test_timeout, stall_timeout, emit)
 
     def _conclude(
@@ -330,6 +483,8 @@ class _Child:
         if nodeid not in self.wanted:
             return
         if kind == "start":
+            if not self.starts:
+                self.result.startup_s = time.monotonic() - self.launched
             self.in_flight = nodeid
             self.starts += 1
             self.result.started.add(nodeid)
@@ -340,7 +495,33 @@ class _Child:
             emit(TestRecord.from_dict(event))
 
 
-def _terminate(proc: subprocess.Popen) -> None:
+class _ExitWaiter:
+    """Sleeps that end early when the child exits (a pidfd, Linux 5.3+; else plain sleeps)."""
+
+    def __init__(self, pid: int) -> None:
+        self.poller = None
+        self.fd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):
+            self.fd = os.pidfd_open(pid)
+            self.poller = select.poll()
+            self.poller.register(self.fd, select.POLLIN)
+
+    def __enter__(self) -> _ExitWaiter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def sleep(self, seconds: float) -> None:
+        if self.poller is None:
+            time.sleep(seconds)
+        else:
+            self.poller.poll(seconds * 1000)
+
+
+def _terminate(proc: Child) -> None:
     _kill_group(proc, signal.SIGTERM)
     try:
         proc.wait(timeout=KILL_GRACE)
@@ -348,11 +529,18 @@ def _terminate(proc: subprocess.Popen) -> None:
         _kill_group(proc, signal.SIGKILL)
 
 
-def _kill_group(proc: subprocess.Popen, sig: int) -> None:
-    # The group id is the child's pid (start_new_session); the kernel does not reuse it
+def _kill_group(proc: Child, sig: int) -> None:
+    # The group id is the child's pid (its own session); the kernel does not reuse it
     # while any member of the group is alive, so this cannot hit a stranger.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    try:
         os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        # A forked child may not have called setsid yet. Its pid is ours until reaped.
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, sig)
+    except PermissionError:
+        pass
 
 
 def _describe_exit(code: int) -> str:

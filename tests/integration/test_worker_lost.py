@@ -16,7 +16,7 @@ from tests.support.processes import clean_env, run_dtf
 pytestmark = pytest.mark.integration
 
 SUITE = """
-import pathlib, time
+import os, pathlib, time
 
 def test_first():
     pass
@@ -24,19 +24,12 @@ def test_first():
 def test_blocks_on_first_attempt():
     flag = pathlib.Path("started.flag")
     if not flag.exists():
-        flag.write_text("started")
+        flag.write_text(str(os.getpid()))
         time.sleep(600)
 
 def test_last():
     pass
 """
-
-
-def pytest_child_of_a_batch() -> psutil.Process | None:
-    for process in psutil.process_iter(["cmdline"]):
-        if "--dtf-events" in (process.info["cmdline"] or []):
-            return process
-    return None
 
 
 def test_a_killed_worker_process_leads_to_a_rerun_that_counts_each_test_once(
@@ -51,12 +44,12 @@ def test_a_killed_worker_process_leads_to_a_rerun_that_counts_each_test_once(
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
+    flag = tmp_path / "started.flag"
     deadline = time.monotonic() + 120
-    while not (tmp_path / "started.flag").exists() and time.monotonic() < deadline:
+    while not (flag.exists() and flag.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    child = pytest_child_of_a_batch()
-    assert child is not None, "no pytest child is running the batch"
-    child.parent().send_signal(signal.SIGKILL)  # the Celery pool process running the batch
+    child = psutil.Process(int(flag.read_text()))  # the pytest child running the batch
+    child.parent().send_signal(signal.SIGKILL)  # the Celery pool process that started it
 
     out, err = waiting.communicate(timeout=180)
     assert waiting.returncode == 0, (out, err)

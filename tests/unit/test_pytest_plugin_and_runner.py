@@ -1,4 +1,8 @@
-"""The dtf pytest plugin and run_pytest_batch, against real pytest child processes."""
+"""The dtf pytest plugin and run_pytest_batch, against real pytest child processes.
+
+Every runner test runs under both start methods: "spawn" (a new interpreter per child)
+and "fork" (warm children forked from this process, see dtf.executor.warm).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dtf.executor import pytest_runner
+from dtf.executor import pytest_runner, warm
 from dtf.executor.collect import Collection, collect
 from dtf.executor.pytest_runner import BatchOutcome, run_pytest_batch
 from dtf.executor.records import MAX_TEXT_BYTES, OUTCOMES, TestRecord, bounded
@@ -54,8 +58,15 @@ def run_batch(nodeids: list[str], root: Path, **kwargs) -> tuple[list[TestRecord
     return records, outcome
 
 
+@pytest.fixture(scope="module", params=["spawn", "fork"])
+def start_method(request: pytest.FixtureRequest) -> str:
+    if request.param == "fork" and (reason := warm.fork_unsafe_reason()):
+        pytest.skip(f"cannot fork warm children in this process: {reason}")
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def suite_run() -> Run:
+def suite_run(start_method: str) -> Run:
     collection = collect([], SUITE)
     records: list[TestRecord] = []
     threads: set[int] = set()
@@ -65,7 +76,11 @@ def suite_run() -> Run:
         records.append(record)
 
     outcome = run_pytest_batch(
-        [item.nodeid for item in collection.items], SUITE, test_timeout=2.0, on_record=on_record
+        [item.nodeid for item in collection.items],
+        SUITE,
+        test_timeout=2.0,
+        on_record=on_record,
+        start_method=start_method,
     )
     return Run(collection, records, threads, outcome)
 
@@ -120,8 +135,9 @@ def test_hanging_test_times_out_and_the_rest_still_run(suite_run: Run) -> None:
     assert record.longrepr == "test exceeded its timeout of 2s"
 
 
-def test_a_new_child_follows_each_crash_and_hang(suite_run: Run) -> None:
+def test_a_new_child_follows_each_crash_and_hang(suite_run: Run, start_method: str) -> None:
     assert suite_run.outcome.children == 3
+    assert suite_run.outcome.start_methods == [start_method] * 3
     first, second, _ = suite_run.outcome.exit_codes
     assert first == 3
     assert second < 0  # killed by a signal
@@ -177,7 +193,7 @@ def test_captured_output_is_in_the_record(suite_run: Run) -> None:
     assert "assert (1 + 1) == 3" in failed.longrepr
 
 
-def test_records_stream_while_the_child_runs(tmp_path: Path) -> None:
+def test_records_stream_while_the_child_runs(tmp_path: Path, start_method: str) -> None:
     # test_second waits for a file that on_record writes when test_first's record
     # arrives; it can only pass if records are delivered while the child is running.
     flag = tmp_path / "first-arrived"
@@ -211,6 +227,7 @@ def test_records_stream_while_the_child_runs(tmp_path: Path) -> None:
         test_timeout=30.0,
         on_record=on_record,
         env={"DTF_TEST_FLAG": str(flag)},
+        start_method=start_method,
     )
     assert [(r.nodeid, r.outcome) for r in seen] == [
         ("test_stream.py::test_first", "passed"),
@@ -218,7 +235,7 @@ def test_records_stream_while_the_child_runs(tmp_path: Path) -> None:
     ]
 
 
-def test_only_the_selected_ids_run_in_the_given_order(tmp_path: Path) -> None:
+def test_only_the_selected_ids_run_in_the_given_order(tmp_path: Path, start_method: str) -> None:
     root = write_suite(
         tmp_path,
         {
@@ -227,12 +244,19 @@ def test_only_the_selected_ids_run_in_the_given_order(tmp_path: Path) -> None:
         },
     )
     wanted = ["test_b.py::test_3", "test_a.py::test_2"]
-    records, outcome = run_batch(wanted, root)
+    records, outcome = run_batch(wanted, root, start_method=start_method)
     assert [(r.nodeid, r.outcome) for r in records] == [(n, "passed") for n in wanted]
-    assert outcome == BatchOutcome(counts={"passed": 2}, children=1, exit_codes=[0])
+    assert outcome == BatchOutcome(
+        counts={"passed": 2},
+        children=1,
+        exit_codes=[0],
+        startup_s=outcome.startup_s,
+        start_methods=[start_method],
+    )
+    assert outcome.startup_s > 0
 
 
-def test_module_failing_to_import_gives_error_records(tmp_path: Path) -> None:
+def test_module_failing_to_import_gives_error_records(tmp_path: Path, start_method: str) -> None:
     root = write_suite(
         tmp_path,
         {
@@ -249,7 +273,7 @@ def test_module_failing_to_import_gives_error_records(tmp_path: Path) -> None:
         },
     )
     wanted = ["test_broken.py::test_one", "test_ok.py::test_ok", "test_broken.py::test_two"]
-    records, outcome = run_batch(wanted, root)
+    records, outcome = run_batch(wanted, root, start_method=start_method)
     assert [(r.nodeid, r.outcome, r.when) for r in records] == [
         ("test_ok.py::test_ok", "passed", "call"),
         ("test_broken.py::test_one", "error", "run"),
@@ -261,10 +285,10 @@ def test_module_failing_to_import_gives_error_records(tmp_path: Path) -> None:
     assert outcome.children == 1
 
 
-def test_unknown_ids_and_missing_files_are_errors(tmp_path: Path) -> None:
+def test_unknown_ids_and_missing_files_are_errors(tmp_path: Path, start_method: str) -> None:
     root = write_suite(tmp_path, {"test_a.py": "def test_a():\n    pass\n"})
     wanted = ["test_a.py::test_a", "test_a.py::test_gone", "test_gone.py::test_x"]
-    records, outcome = run_batch(wanted, root)
+    records, outcome = run_batch(wanted, root, start_method=start_method)
     assert sorted((r.nodeid, r.outcome) for r in records) == [
         ("test_a.py::test_a", "passed"),
         ("test_a.py::test_gone", "error"),
@@ -276,11 +300,14 @@ def test_unknown_ids_and_missing_files_are_errors(tmp_path: Path) -> None:
     assert outcome.children == 1
 
 
-def test_usage_error_gives_error_records_without_looping(tmp_path: Path) -> None:
+def test_usage_error_gives_error_records_without_looping(tmp_path: Path, start_method: str) -> None:
     two_tests = "def test_a():\n    pass\n\ndef test_b():\n    pass\n"
     root = write_suite(tmp_path, {"test_a.py": two_tests})
     records, outcome = run_batch(
-        ["test_a.py::test_a", "test_a.py::test_b"], root, extra_args=["--no-such-option"]
+        ["test_a.py::test_a", "test_a.py::test_b"],
+        root,
+        extra_args=["--no-such-option"],
+        start_method=start_method,
     )
     assert [(r.outcome, r.when) for r in records] == [("error", "run")] * 2
     assert "exited with code 4" in records[0].longrepr
@@ -289,7 +316,7 @@ def test_usage_error_gives_error_records_without_looping(tmp_path: Path) -> None
     assert outcome.exit_codes == [4]
 
 
-def test_segfault_is_a_crash_with_the_signal_and_stderr(tmp_path: Path) -> None:
+def test_segfault_is_a_crash_with_the_signal_and_stderr(tmp_path: Path, start_method: str) -> None:
     root = write_suite(
         tmp_path,
         {
@@ -304,14 +331,16 @@ def test_segfault_is_a_crash_with_the_signal_and_stderr(tmp_path: Path) -> None:
     """
         },
     )
-    records, outcome = run_batch(["test_segv.py::test_segv", "test_segv.py::test_after"], root)
+    records, outcome = run_batch(
+        ["test_segv.py::test_segv", "test_segv.py::test_after"], root, start_method=start_method
+    )
     assert [(r.outcome, r.when) for r in records] == [("crashed", "run"), ("passed", "call")]
     assert "SIGSEGV" in records[0].longrepr
     assert "Fatal Python error" in records[0].longrepr  # faulthandler's dump, from stderr
     assert outcome.children == 2
 
 
-def test_crash_in_teardown_adds_a_crashed_record(tmp_path: Path) -> None:
+def test_crash_in_teardown_adds_a_crashed_record(tmp_path: Path, start_method: str) -> None:
     root = write_suite(
         tmp_path,
         {
@@ -332,7 +361,9 @@ def test_crash_in_teardown_adds_a_crashed_record(tmp_path: Path) -> None:
     """
         },
     )
-    records, _ = run_batch(["test_td.py::test_passes", "test_td.py::test_after"], root)
+    records, _ = run_batch(
+        ["test_td.py::test_passes", "test_td.py::test_after"], root, start_method=start_method
+    )
     assert [(r.nodeid, r.outcome) for r in records] == [
         ("test_td.py::test_passes", "passed"),
         ("test_td.py::test_passes", "crashed"),
@@ -340,7 +371,9 @@ def test_crash_in_teardown_adds_a_crashed_record(tmp_path: Path) -> None:
     ]
 
 
-def test_stalled_collection_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stalled_collection_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_method: str
+) -> None:
     monkeypatch.setattr(pytest_runner, "STALL_TIMEOUT_FLOOR", 0.5)
     root = write_suite(
         tmp_path,
@@ -354,14 +387,16 @@ def test_stalled_collection_is_killed(tmp_path: Path, monkeypatch: pytest.Monkey
     """
         },
     )
-    records, outcome = run_batch(["test_stuck.py::test_a"], root, test_timeout=0.5)
+    records, outcome = run_batch(
+        ["test_stuck.py::test_a"], root, test_timeout=0.5, start_method=start_method
+    )
     assert [(r.outcome, r.when) for r in records] == [("error", "run")]
     assert "made no progress" in records[0].longrepr
     assert outcome.children == 1
     assert outcome.exit_codes[0] < 0
 
 
-def test_failing_callback_stops_the_child(tmp_path: Path) -> None:
+def test_failing_callback_stops_the_child(tmp_path: Path, start_method: str) -> None:
     pid_file = tmp_path / "pid"
     root = write_suite(
         tmp_path / "suite",
@@ -382,7 +417,7 @@ def test_failing_callback_stops_the_child(tmp_path: Path) -> None:
 
     def on_record(record: TestRecord) -> None:
         for _ in range(3000):  # let the child get into test_slow
-            if pid_file.exists():
+            if pid_file.exists() and pid_file.read_text():
                 break
             time.sleep(0.01)
         raise RuntimeError("database is down")
@@ -394,6 +429,7 @@ def test_failing_callback_stops_the_child(tmp_path: Path) -> None:
             test_timeout=30.0,
             on_record=on_record,
             env={"DTF_PID_FILE": str(pid_file)},
+            start_method=start_method,
         )
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
