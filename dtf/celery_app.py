@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 from celery import Celery, signals
 from kombu import Queue
 
+from dtf import embedded_broker
 from dtf.config import CONTROL_QUEUE, worker_queue
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ WORKER_SETUP_GROUP = "dtf.worker"
 
 def create_app() -> Celery:
     """Build the app from the settings module named by ``DTF_CELERY_CONFIG``."""
+    embedded_broker.register()
     app = Celery("dtf", include=["dtf.tasks.execute", "dtf.tasks.finalize"])
     app.config_from_object(os.environ.get("DTF_CELERY_CONFIG", "celeryconfig"))
     app.conf.task_queues = [Queue(name, routing_key=name) for name in DEFAULT_WORKER_QUEUES]

@@ -1,0 +1,29 @@
+"""The embedded broker never shows a consumer a message that is still being written."""
+
+import os
+
+from kombu import Connection
+
+from dtf.embedded_broker import Transport, register
+
+
+def test_filesystem_urls_use_the_atomic_transport(tmp_path):
+    register()
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    with Connection("filesystem://", transport_options=options) as connection:
+        assert isinstance(connection.transport, Transport)
+        queue = connection.SimpleQueue("cpu")
+        queue.put({"batch": 1})
+        assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []  # no staging left
+        assert queue.get(timeout=1).payload == {"batch": 1}
+        queue.close()
+
+
+def test_a_message_being_written_is_not_taken(tmp_path):
+    register()
+    (tmp_path / ".123_abc.cpu.msg.tmp").write_bytes(b"")  # as if a writer were half-way
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    with Connection("filesystem://", transport_options=options) as connection:
+        queue = connection.SimpleQueue("cpu")
+        assert queue.qsize() == 0
+        queue.close()
