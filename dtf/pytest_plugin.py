@@ -154,6 +154,18 @@ class _DtfState:
         items[:] = keep
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.skipped and self.collect_out is not None:
+            # A module skipped as a whole (importorskip, allow_module_level):
+            # pytest counts it as one skipped, so the collection reports it.
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else None
+            skipped = TestRecord(
+                nodeid=report.nodeid,
+                outcome="skipped",
+                when="collect",
+                longrepr=bounded(str(reason or _longrepr_text(report))),
+            )
+            self.collect_errors.append(skipped.to_dict())
+            return
         if not report.failed:
             return
         record = TestRecord(

@@ -35,7 +35,7 @@ class CollectionFailed(Exception):
 
 @dataclass
 class Collection:
-    """The selected items and the collection errors (records with when="collect")."""
+    """The selected items, and records with when="collect": errors, and modules skipped whole."""
 
     items: list[CollectedItem]
     errors: list[TestRecord]

@@ -5,7 +5,8 @@ project file (what a code bundle would hold), so any edit, a new conftest or
 another -k collects again. Collections with errors are never cached: the
 environment may be fixed without a file changing. ``DTF_COLLECT_CACHE=0``
 turns the cache off (for suites whose parametrization reads files outside
-the project or the installed packages).
+the project or the installed packages). Modules skipped as a whole are cached
+with the items: they are part of what pytest reports.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from dtf.bundles import project_files
 from dtf.executor.collect import CollectedItem, Collection, collect
+from dtf.executor.records import TestRecord
 
 #: Larger projects are collected every time: hashing them would cost more.
 MAX_FILES = 20_000
@@ -42,14 +44,21 @@ def cached_collect(
     if entry is not None and entry.is_file():
         try:
             data = json.loads(entry.read_text())
-            return Collection(items=[CollectedItem(**i) for i in data["items"]], errors=[])
+            return Collection(
+                items=[CollectedItem(**i) for i in data["items"]],
+                errors=[TestRecord.from_dict(r) for r in data.get("skipped", [])],
+            )
         except (OSError, ValueError, TypeError, KeyError):
             pass  # a damaged entry is collected again and rewritten
     collection = collect(paths, rootdir, keyword=keyword, markexpr=markexpr, extra_args=extra_args)
-    if entry is not None and not collection.errors:
+    if entry is not None and all(r.outcome == "skipped" for r in collection.errors):
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"items": [dataclasses.asdict(i) for i in collection.items]}))
+        document = {
+            "items": [dataclasses.asdict(i) for i in collection.items],
+            "skipped": [r.to_dict() for r in collection.errors],
+        }
+        tmp.write_text(json.dumps(document))
         os.replace(tmp, entry)
     return collection
 

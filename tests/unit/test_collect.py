@@ -52,11 +52,17 @@ def test_collects_every_item_with_its_file(suite: Collection) -> None:
 
 
 def test_import_error_is_a_collection_error_record(suite: Collection) -> None:
-    assert len(suite.errors) == 1
-    error = suite.errors[0]
+    (error,) = [r for r in suite.errors if r.outcome == "error"]
     assert (error.nodeid, error.outcome, error.when) == ("test_import_error.py", "error", "collect")
     assert "No module named 'dtf_module_that_does_not_exist'" in error.longrepr
     assert not any(item.path == "test_import_error.py" for item in suite.items)
+
+
+def test_a_module_skipped_whole_is_one_skipped_record(suite: Collection) -> None:
+    (skipped,) = [r for r in suite.errors if r.outcome == "skipped"]
+    assert (skipped.nodeid, skipped.when) == ("test_module_skipped.py", "collect")
+    assert "dtf_module_that_is_not_installed" in skipped.longrepr
+    assert not any(item.path == "test_module_skipped.py" for item in suite.items)
 
 
 def test_requirements_come_from_dtf_markers(suite: Collection) -> None:
