@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -26,10 +27,18 @@ def cli() -> None:
     """dtf: run tests and benchmarks as Celery tasks on the hardware they need."""
 
 
-def _spec_from_options(
-    task_file, paths, keyword, markers, hardware, timeout, priority, grouping, code
-):
-    spec = _load_spec(task_file, paths, keyword, markers, hardware, timeout, priority)
+def _spec_from_options(selection: dict):
+    """The run spec from the command line: a task file or paths, plus overrides."""
+    grouping, code = selection["grouping"], selection["code"]
+    spec = _load_spec(
+        selection["task_file"],
+        selection["paths"],
+        selection["keyword"],
+        selection["markers"],
+        _hardware(selection["hardware"]),
+        selection["timeout"],
+        selection["priority"],
+    )
     if grouping:
         tasks = [
             t.model_copy(update={"grouping": grouping}) if t.type == "test" else t
@@ -100,10 +109,23 @@ wait_for_workers_option = click.option(
 )
 
 
+SELECTION_KEYS = (
+    "paths", "task_file", "keyword", "markers", "hardware", "timeout", "priority", "grouping",
+    "code",
+)  # fmt: skip
+
+
 def with_selection(func):
+    """Add the options that say what to run; the command gets them as ``selection``."""
+
+    @functools.wraps(func)
+    def command(**kwargs):
+        selection = {key: kwargs.pop(key) for key in SELECTION_KEYS}
+        return func(selection=selection, **kwargs)
+
     for option in reversed(selection_options):
-        func = option(func)
-    return click.argument("paths", nargs=-1)(func)
+        command = option(command)
+    return click.argument("paths", nargs=-1)(command)
 
 
 def _hardware(value: str | None) -> list[str] | None:
@@ -127,28 +149,12 @@ def _hardware(value: str | None) -> list[str] | None:
 )
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @wait_for_workers_option
-def run(
-    paths,
-    task_file,
-    keyword,
-    markers,
-    hardware,
-    timeout,
-    priority,
-    wait,
-    workers,
-    junit_xml,
-    wait_for_workers,
-    grouping,
-    code,
-) -> None:
+def run(selection, wait, workers, junit_xml, wait_for_workers) -> None:
     """Run tests: plan, send to workers, show progress, exit 0/1/2/3."""
     from dtf.local_workers import LocalWorkers
 
     settings = load_settings()
-    spec = _spec_from_options(
-        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority, grouping, code
-    )
+    spec = _spec_from_options(selection)
     if workers is None:
         workers = (os.cpu_count() or 1) if settings.embedded else 0
     if workers < 0:
@@ -191,23 +197,10 @@ def _finish(settings: Settings, summary, junit_xml: str | None) -> None:
 @cli.command()
 @with_selection
 @wait_for_workers_option
-def submit(
-    paths,
-    task_file,
-    keyword,
-    markers,
-    hardware,
-    timeout,
-    priority,
-    grouping,
-    code,
-    wait_for_workers,
-):
+def submit(selection, wait_for_workers) -> None:
     """Queue a run for the workers and print its id (fire and forget)."""
     settings = load_settings()
-    spec = _spec_from_options(
-        task_file, paths, keyword, markers, _hardware(hardware), timeout, priority, grouping, code
-    )
+    spec = _spec_from_options(selection)
     _prepare(settings)
     stdout.print(_submit(settings, spec, local=None, wait_for_workers=wait_for_workers))
 
