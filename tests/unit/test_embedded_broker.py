@@ -9,7 +9,11 @@ from dtf.embedded_broker import Transport, register
 
 def test_filesystem_urls_use_the_atomic_transport(tmp_path):
     register()
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+    }
     with Connection("filesystem://", transport_options=options) as connection:
         assert isinstance(connection.transport, Transport)
         queue = connection.SimpleQueue("cpu")
@@ -22,7 +26,11 @@ def test_filesystem_urls_use_the_atomic_transport(tmp_path):
 def test_a_message_being_written_is_not_taken(tmp_path):
     register()
     (tmp_path / ".123_abc.cpu.msg.tmp").write_bytes(b"")  # as if a writer were half-way
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+    }
     with Connection("filesystem://", transport_options=options) as connection:
         queue = connection.SimpleQueue("cpu")
         assert queue.qsize() == 0
