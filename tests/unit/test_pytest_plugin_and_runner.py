@@ -138,9 +138,9 @@ def test_hanging_test_times_out_and_the_rest_still_run(suite_run: Run) -> None:
 def test_a_new_child_follows_each_crash_and_hang(suite_run: Run, start_method: str) -> None:
     assert suite_run.outcome.children == 3
     assert suite_run.outcome.start_methods == [start_method] * 3
-    first, second, _ = suite_run.outcome.exit_codes
-    assert first == 3
-    assert second < 0  # killed by a signal
+    crash_exit, hang_exit, _ = suite_run.outcome.exit_codes
+    assert crash_exit == 3
+    assert hang_exit < 0  # killed by a signal
 
 
 def test_records_arrive_in_run_order_on_the_calling_thread(suite_run: Run) -> None:
