@@ -20,8 +20,6 @@ from dtf.scheduling.routing import LiveWorker
 from dtf.spec import run_spec_to_json
 from dtf.tasks.store import result_row
 
-DTF_LOGS_HINT = "the worker log under $DTF_HOME/logs"
-
 
 def check_broker(app: Celery, settings: Settings, timeout: float = 3.0) -> None:
     """Fail with one line when the broker does not answer."""
@@ -58,7 +56,8 @@ def wait_for_workers_to_register(
             raise InfrastructureError(problem)
         if time.monotonic() > deadline:
             raise InfrastructureError(
-                f"the local workers did not register within {timeout:g}s; see {DTF_LOGS_HINT}"
+                f"the local workers did not register within {timeout:g}s; "
+                "see the worker log under $DTF_HOME/logs"
             )
         time.sleep(0.1)
 

@@ -67,18 +67,24 @@ def project(tmp_path):
     return tmp_path
 
 
-def test_losing_the_broker_ends_the_wait_with_exit_3(
-    project, private_redis, postgres_url, start_worker
-):
-    server, broker = private_redis
-    env = clean_env(DTF_BROKER_URL=broker, DTF_DATABASE_URL=postgres_url, DTF_LIVENESS_INTERVAL="1")
+def start_waiting_run(project, env, start_worker, name: str):
+    """A worker, and a `dtf run` waiting on it once the first result is stored."""
     assert run_dtf("init-db", env=env, cwd=project).returncode == 0
-    start_worker(env, queues="cpu", name="solo")
+    worker = start_worker(env, queues="cpu", name=name)
     waiting = subprocess.Popen(
         [sys.executable, "-m", "dtf", "run", "."], env=env, cwd=project,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wait_for_result(env, project, "test_quick")
+    return worker, waiting
+
+
+def test_losing_the_broker_ends_the_wait_with_exit_3(
+    project, private_redis, postgres_url, start_worker
+):
+    server, broker = private_redis
+    env = clean_env(DTF_BROKER_URL=broker, DTF_DATABASE_URL=postgres_url, DTF_LIVENESS_INTERVAL="1")
+    _, waiting = start_waiting_run(project, env, start_worker, "solo")
 
     server.kill()
     out, err = waiting.communicate(timeout=60)
@@ -99,13 +105,7 @@ def test_losing_every_worker_of_a_queue_ends_the_wait_with_exit_3(
     env = clean_env(
         DTF_BROKER_URL=redis_url, DTF_DATABASE_URL=postgres_url, DTF_LIVENESS_INTERVAL="1"
     )
-    assert run_dtf("init-db", env=env, cwd=project).returncode == 0
-    worker = start_worker(env, queues="cpu", name="doomed")
-    waiting = subprocess.Popen(
-        [sys.executable, "-m", "dtf", "run", "."], env=env, cwd=project,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    wait_for_result(env, project, "test_quick")
+    worker, waiting = start_waiting_run(project, env, start_worker, "doomed")
 
     worker.kill()
     out, err = waiting.communicate(timeout=60)
