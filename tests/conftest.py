@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,15 +18,37 @@ REDIS = "redis://127.0.0.1:6379"
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis database of its own for this test, emptied before and after."""
-    client = redis.Redis.from_url(f"{REDIS}/0")
-    # Databases 1..15 are taken round-robin; each test flushes the one it uses.
-    db = 1 + uuid.uuid4().int % 15
+    """A Redis database of its own for this test, emptied before and after.
+
+    Databases 1..14 are leased with a key in database 15, so that test sessions
+    running at the same time (several checkouts, CI beside a developer) never
+    share one; database 0 is left to the benchmarks.
+    """
+    leases = redis.Redis.from_url(f"{REDIS}/15")
+    db = _lease_redis_db(leases)
     url = f"{REDIS}/{db}"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    yield url
-    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        leases.delete(f"{REDIS_LEASE}{db}")
+
+
+REDIS_LEASE = "dtf-tests:redis-db-lease:"
+
+
+def _lease_redis_db(leases: redis.Redis) -> int:
+    start = uuid.uuid4().int % 14
+    for _ in range(600):
+        for offset in range(14):
+            db = 1 + (start + offset) % 14
+            # Expires on its own if a test session is killed before releasing it.
+            if leases.set(f"{REDIS_LEASE}{db}", "1", nx=True, ex=1800):
+                return db
+        time.sleep(0.5)
+    raise RuntimeError("no free Redis database 1..14 after 5 minutes")
 
 
 @pytest.fixture

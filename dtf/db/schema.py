@@ -25,18 +25,21 @@ def alembic_config(url: str) -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    """The newest revision; several heads (independent branches) read as "a, b"."""
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    return ", ".join(sorted(heads))
 
 
 def current_revision(url: str) -> str | None:
     with database_errors(url), get_engine(url).connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        heads = MigrationContext.configure(connection).get_current_heads()
+    return ", ".join(sorted(heads)) or None
 
 
 def upgrade(url: str) -> str:
     """Bring the schema at ``url`` to the newest revision; returns that revision."""
     with database_errors(url):
-        command.upgrade(alembic_config(url), "head")
+        command.upgrade(alembic_config(url), "heads")
     return head_revision()
 
 
