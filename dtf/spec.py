@@ -68,6 +68,8 @@ class Requirements(_Model):
             )
         if not kinds:
             raise ValueError("must list at least one hardware kind")
+    #: the test runs alone on its worker (it needs the whole machine or GPU)
+    exclusive: bool = False
         normalised: list[str] = []
         for kind in kinds:
             name = kind.strip().lower()
@@ -158,6 +160,16 @@ class CommandTask(_TaskBase):
     def _check_command(cls, value: Any) -> Any:
         # Checked by hand: pydantic's errors for ``str | list[str]`` name union members.
         if isinstance(value, str):
+    #: no batch is expected to run longer than this (seconds)
+    max_batch_seconds: _PositiveFloat | None = None
+    #: cut the tests into this many batches of equal expected duration instead
+    #: of big-first, small-last batches sized by the workers' slots
+    batches: Annotated[int, Field(ge=1)] | None = None
+    #: reruns of a failed test; one that passes on a rerun is reported flaky (off: 0)
+    reruns: Annotated[int, Field(ge=0, le=10)] = 0
+    #: address-space limit of the pytest child in MiB; a test that exceeds it is
+    #: reported out_of_memory and the worker goes on (None: no limit)
+    memory_limit_mb: Annotated[float, Field(ge=64)] | None = None
             if not value.strip():
                 raise ValueError("must not be empty")
         elif isinstance(value, list) and all(isinstance(part, str) for part in value):

@@ -169,6 +169,8 @@ def store_plan(
                         tp.priority,
                         planned.timeout * len(planned.items),
                     )
+                        exclusive=planned.exclusive,
+                        tests=len(planned.items),
                 )
     return run_id, headers
 

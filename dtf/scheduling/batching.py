@@ -7,6 +7,11 @@ into batches whose target duration shrinks with the work that remains
 (guided self-scheduling): the first batches are large, the last ones small,
 so the last worker to finish does not finish long after the others. Workers
 pull one batch at a time (prefetch 1), so no batch waits behind a busy one.
+
+Two knobs override the guided sizes: ``max_batch_s`` caps a batch's expected
+duration, and ``batch_count`` asks for that many batches of equal expected
+duration (longest-processing-time packing). A test marked ``exclusive``
+always forms a batch of its own: its worker runs nothing else meanwhile.
 """
 
 from __future__ import annotations
@@ -30,8 +35,15 @@ class Schedulable(Protocol):
 Item = TypeVar("Item", bound=Schedulable)
 
 
+def is_exclusive(item: Schedulable) -> bool:
+    """Whether the test must run alone on its worker."""
+    return bool((item.requirements or {}).get("exclusive"))
+
+
 def unit_key(item: Schedulable, grouping: str) -> tuple[str, ...]:
     """What an item must share a batch with."""
+    if is_exclusive(item):
+        return ("exclusive", item.nodeid)
     model = (item.requirements or {}).get("model")
     if model:
         return ("model", str(model))
@@ -51,6 +63,8 @@ def make_batches(
     *,
     grouping: str = "module",
     min_batch_s: float = MIN_BATCH_S,
+    max_batch_s: float | None = None,
+    batch_count: int | None = None,
 ) -> list[list[Item]]:
     """Batches for ``slots`` parallel worker slots, in the order they should be sent."""
     if not items:
@@ -60,21 +74,50 @@ def make_batches(
     total = sum(durations.values())
     # A module may be split so that no unit alone decides when the run ends;
     # a file, a scope or a model's tests never are.
-    limit = total / slots / SHARE_DIVISOR
+    limit = total / (batch_count or slots * SHARE_DIVISOR)
+    if max_batch_s is not None:
+        limit = min(limit, max_batch_s)
     units = [
         piece
         for key, unit in _units(items, grouping)
         for piece in (_split(unit, durations, limit) if key[0] == "module" else [unit])
     ]
-    units.sort(key=lambda unit: -sum(durations[i.nodeid] for i in unit))
+    units.sort(key=lambda unit: -_seconds(unit, durations))
+    alone = [unit for unit in units if is_exclusive(unit[0])]
+    shared = [unit for unit in units if not is_exclusive(unit[0])]
+    if batch_count is not None:
+        packed = _pack(shared, durations, max(1, batch_count - len(alone)))
+    else:
+        packed = _guided(shared, durations, slots, total, min_batch_s, max_batch_s)
+    # Exclusive batches go first: each needs a whole worker, which is easiest
+    # to have at the start, while the other workers take the rest of the run.
+    return [*alone, *sorted(packed, key=lambda batch: -_seconds(batch, durations))]
 
+
+def _seconds(items: Sequence[Schedulable], durations: dict[str, float]) -> float:
+    return sum(durations[i.nodeid] for i in items)
+
+
+def _guided(
+    units: list[list[Item]],
+    durations: dict[str, float],
+    slots: int,
+    total: float,
+    min_batch_s: float,
+    max_batch_s: float | None,
+) -> list[list[Item]]:
+    """Slowest units first; each batch takes a shrinking share of the work that remains."""
     floor = min(min_batch_s, total / slots)
     batches: list[list[Item]] = []
     remaining = total
     current: list[Item] = []
     current_s = 0.0
     for unit in units:
-        unit_s = sum(durations[i.nodeid] for i in unit)
+        unit_s = _seconds(unit, durations)
+        if current and max_batch_s is not None and current_s + unit_s > max_batch_s:
+            batches.append(current)
+            remaining -= current_s
+            current, current_s = [], 0.0
         current.extend(unit)
         current_s += unit_s
         if current_s >= max(remaining / (slots * SHARE_DIVISOR), floor):
@@ -86,6 +129,16 @@ def make_batches(
     return batches
 
 
+def _pack(units: list[list[Item]], durations: dict[str, float], count: int) -> list[list[Item]]:
+    """``count`` batches (fewer if there are fewer units), the slowest unit into the lightest."""
+    bins: list[tuple[float, list[Item]]] = [(0.0, []) for _ in range(min(count, len(units)))]
+    for unit in units:  # already slowest first
+        lightest = min(range(len(bins)), key=lambda i: bins[i][0])
+        seconds, batch = bins[lightest]
+        bins[lightest] = (seconds + _seconds(unit, durations), batch + unit)
+    return [batch for _, batch in bins]
+
+
 def _units(items: Sequence[Item], grouping: str) -> list[tuple[tuple[str, ...], list[Item]]]:
     units: dict[tuple[str, ...], list[Item]] = {}
     for item in items:
@@ -95,7 +148,7 @@ def _units(items: Sequence[Item], grouping: str) -> list[tuple[tuple[str, ...], 
 
 def _split(unit: list[Item], durations: dict[str, float], limit: float) -> list[list[Item]]:
     """Consecutive pieces of ``unit``, each at most ``limit`` long (one test at least)."""
-    if sum(durations[i.nodeid] for i in unit) <= limit or len(unit) == 1:
+    if _seconds(unit, durations) <= limit or len(unit) == 1:
         return [unit]
     pieces: list[list[Item]] = [[]]
     size = 0.0

@@ -26,6 +26,10 @@ class HeaderTask:
     priority: int
     time_limit: float
 
+    #: the batch runs alone on its worker (see dtf/executor/exclusive.py)
+    exclusive: bool = False
+    #: test items in a batch (0 for a command): shown in Flower
+    tests: int = 0
 
 def header_signature(entry: HeaderTask) -> Signature:
     from dtf.tasks.execute import execute_batch, execute_command
@@ -38,8 +42,20 @@ def header_signature(entry: HeaderTask) -> Signature:
         "soft_time_limit": hard - 30,
     }
     if entry.kind == "batch":
-        return execute_batch.si(entry.key).set(task_id=entry.key, **options)
-    return execute_command.si(int(entry.key)).set(**options)
+        kwargs = {"exclusive": True} if entry.exclusive else {}
+        return execute_batch.si(entry.key, **kwargs).set(
+            task_id=entry.key, kwargsrepr=repr(kwargs), **options
+        )
+    return execute_command.si(int(entry.key)).set(kwargsrepr="{}", **options)
+
+
+def shown_args(entry: HeaderTask, run_id: str, label: str) -> str:
+    """What Flower, task events and `celery inspect` show instead of the bare batch id:
+    ``run=3f2a… batch=2/5 queue=cuda tests=12``."""
+    parts = [f"run={run_id}", label.replace(" ", "=", 1), f"queue={entry.queue}"]
+    if entry.kind == "batch":
+        parts.append(f"tests={entry.tests}")
+    return " ".join(part for part in parts if part and not part.endswith("="))
 
 
 def run_canvas(run_id: str, headers: list[HeaderTask]) -> Signature:

@@ -16,7 +16,7 @@ from dtf.config import worker_queue
 from dtf.errors import BadInput, InfrastructureError
 from dtf.executor.collect import CollectedItem, CollectionFailed
 from dtf.executor.records import TestRecord
-from dtf.scheduling.batching import make_batches
+from dtf.scheduling.batching import is_exclusive, make_batches
 from dtf.scheduling.collect_cache import cached_collect
 from dtf.scheduling.durations import DurationHistory
 from dtf.scheduling.routing import LiveWorker, Unroutable, choose_queue, choose_route
@@ -39,6 +39,8 @@ class PlannedBatch:
     timeout: float  # per test
     items: list[PlannedItem]
     estimated_s: float = 0.0
+    #: a test that runs alone on its worker
+    exclusive: bool = False
 
 
 @dataclass
@@ -170,7 +172,15 @@ def _route_tests(task: TaskPlan, workers: Sequence[LiveWorker], histories: Histo
     for (queue, kind, timeout), items in groups.items():
         history = histories(str(task.workdir), kind)
         estimate = lambda item, history=history: history.estimate(item.nodeid)  # noqa: E731
-        for batch in make_batches(items, slots.get(queue, 1), estimate, grouping=task.grouping):
+        batches = make_batches(
+            items,
+            slots.get(queue, 1),
+            estimate,
+            grouping=task.grouping,
+            max_batch_s=getattr(task.spec, "max_batch_seconds", None),
+            batch_count=getattr(task.spec, "batches", None),
+        )
+        for batch in batches:
             task.batches.append(
                 PlannedBatch(
                     queue=queue,
@@ -178,6 +188,7 @@ def _route_tests(task: TaskPlan, workers: Sequence[LiveWorker], histories: Histo
                     timeout=timeout,
                     items=batch,
                     estimated_s=sum(estimate(item) for item in batch),
+                    exclusive=is_exclusive(batch[0]),
                 )
             )
     if groups:

@@ -16,6 +16,7 @@ from dtf.config import load_settings
 from dtf.db.models import Run, RunTask, utcnow
 from dtf.db.session import session_scope
 from dtf.executor.command_runner import run_command
+from dtf.executor.exclusive import takes_a_worker_slot
 from dtf.executor.pytest_runner import run_pytest_batch
 from dtf.tasks import store
 
@@ -33,6 +34,7 @@ def code_dir(db_url: str, bundle: str | None, workdir: str) -> Path:
 
 @shared_task(bind=True, name="dtf.execute_batch")
 def execute_batch(self, batch_id: str) -> dict:
+@takes_a_worker_slot
     """Run one batch of tests in a pytest child process, storing each result as it comes."""
     db_url = load_settings().database_url
     worker = self.request.hostname

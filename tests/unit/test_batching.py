@@ -98,3 +98,43 @@ def test_unknown_tests_are_estimated_from_their_module_then_the_suite():
     assert history.estimate("a.py::new") == 3.0
     assert history.estimate("c.py::new") == 5.0
     assert DurationHistory({}).estimate("x.py::t") == UNKNOWN_TEST_S
+
+
+def test_no_batch_is_expected_to_run_longer_than_max_batch_s():
+    tests = items({f"m{i}.py": 5 for i in range(8)})
+    estimate = seconds({t.nodeid: 1.0 for t in tests})
+    batches = make_batches(tests, slots=2, estimate=estimate, max_batch_s=3.0)
+    assert max(total(b, estimate) for b in batches) <= 3.0
+    assert sorted(i.nodeid for b in batches for i in b) == sorted(i.nodeid for i in tests)
+
+
+def test_batch_count_gives_that_many_batches_of_equal_expected_duration():
+    tests = items({f"m{i}.py": 3 for i in range(12)})
+    estimate = seconds({t.nodeid: 1.0 for t in tests})
+    batches = make_batches(tests, slots=2, estimate=estimate, batch_count=4)
+    assert len(batches) == 4
+    assert {total(b, estimate) for b in batches} == {9.0}
+
+
+def test_batch_count_packs_the_longest_unit_alone_and_the_rest_around_it():
+    tests = items({"long.py": 1, "a.py": 1, "b.py": 1, "c.py": 1})
+    estimate = seconds({"long.py::t0": 6.0, "a.py::t0": 2.0, "b.py::t0": 2.0, "c.py::t0": 2.0})
+    batches = make_batches(tests, slots=2, estimate=estimate, batch_count=2)
+    assert [total(b, estimate) for b in batches] == [6.0, 6.0]
+    assert batches[0] == [Item("long.py", "long.py::t0")]
+
+
+def test_batch_count_never_exceeds_the_number_of_tests():
+    assert len(make_batches(items({"a.py": 1, "b.py": 1}), slots=2, batch_count=10)) == 2
+
+
+def test_an_exclusive_test_is_a_batch_of_its_own_even_inside_a_module():
+    tests = [
+        Item("m.py", "m.py::a"),
+        Item("m.py", "m.py::whole_gpu", {"exclusive": True}),
+        Item("m.py", "m.py::b"),
+    ]
+    for count in (None, 1):
+        batches = make_batches(tests, slots=2, min_batch_s=100, batch_count=count)
+        assert [Item("m.py", "m.py::whole_gpu", {"exclusive": True})] in batches
+        assert [i.nodeid for b in batches if len(b) > 1 for i in b] == ["m.py::a", "m.py::b"]
