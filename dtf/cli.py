@@ -39,11 +39,17 @@ def _spec_from_options(selection: dict):
         selection["timeout"],
         selection["priority"],
     )
-    if grouping:
-        tasks = [
-            t.model_copy(update={"grouping": grouping}) if t.type == "test" else t
-            for t in spec.tasks
-        ]
+    batching = {
+        key: value
+        for key, value in (
+            ("grouping", grouping),
+            ("batches", selection["batches"]),
+            ("max_batch_seconds", selection["max_batch_seconds"]),
+        )
+        if value is not None
+    }
+    if batching:
+        tasks = [t.model_copy(update=batching) if t.type == "test" else t for t in spec.tasks]
         spec = spec.model_copy(update={"tasks": tasks})
     return spec.model_copy(update={"code": code}) if code else spec
 
@@ -93,6 +99,16 @@ selection_options = [
         "a class or module scope, nothing.",
     ),
     click.option(
+    click.option(
+        "--batches",
+        type=click.IntRange(min=1),
+        help="Cut each test task into this many batches of equal expected duration.",
+    ),
+    click.option(
+        "--max-batch-seconds",
+        type=click.FloatRange(min=0, min_open=True),
+        help="No batch is expected to run longer than this.",
+    ),
         "--code",
         type=click.Choice(["path", "bundle"]),
         help="Where workers find the code: the same path (default) or a bundle of this directory.",
@@ -111,7 +127,7 @@ wait_for_workers_option = click.option(
 
 SELECTION_KEYS = (
     "paths", "task_file", "keyword", "markers", "hardware", "timeout", "priority", "grouping",
-    "code",
+    "batches", "max_batch_seconds", "code",
 )  # fmt: skip
 
 

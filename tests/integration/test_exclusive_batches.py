@@ -37,7 +37,9 @@ def write_suite(root):
         (root / f"test_mod_{module}.py").write_text(f"from tracing import trace\n\n{body}")
 
 
-def test_an_exclusive_test_has_its_worker_to_itself(tmp_path, redis_url, postgres_url, start_worker):
+def test_an_exclusive_test_has_its_worker_to_itself(
+    tmp_path, redis_url, postgres_url, start_worker
+):
     suite = tmp_path / "suite"
     suite.mkdir()
     write_suite(suite)
@@ -77,7 +79,7 @@ def test_an_exclusive_test_has_its_worker_to_itself(tmp_path, redis_url, postgre
     assert all(worker_of[n] != alone_on for n in beside), (worker_of, spans)
 
 
-def test_batch_count_and_max_batch_seconds_reach_the_planner(tmp_path):
+def test_batch_count_from_a_task_file_and_max_batch_seconds_from_the_cli(tmp_path):
     suite = tmp_path / "suite"
     suite.mkdir()
     for module in "abcdef":
@@ -91,3 +93,9 @@ def test_batch_count_and_max_batch_seconds_reach_the_planner(tmp_path):
     assert proc.returncode == 0, proc.stderr
     batches = json.loads(run_dtf("status", "--json", "--batches", env=env, cwd=suite).stdout)
     assert len(batches["batches"]) == 3
+
+    one_per_test = run_dtf("run", ".", "--max-batch-seconds", "0.5", env=env, cwd=suite)
+
+    assert one_per_test.returncode == 0, one_per_test.stderr
+    batches = json.loads(run_dtf("status", "--json", "--batches", env=env, cwd=suite).stdout)
+    assert len(batches["batches"]) == 6
