@@ -168,9 +168,9 @@ def store_plan(
                         planned.queue,
                         tp.priority,
                         planned.timeout * len(planned.items),
-                    )
                         exclusive=planned.exclusive,
                         tests=len(planned.items),
+                    )
                 )
     return run_id, headers
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from celery import chord
@@ -25,13 +26,14 @@ class HeaderTask:
     queue: str
     priority: int
     time_limit: float
-
     #: the batch runs alone on its worker (see dtf/executor/exclusive.py)
     exclusive: bool = False
     #: test items in a batch (0 for a command): shown in Flower
     tests: int = 0
 
-def header_signature(entry: HeaderTask) -> Signature:
+
+def header_signature(entry: HeaderTask, run_id: str = "", label: str = "") -> Signature:
+    """The task of one header entry; ``label`` (``batch 2/5``) names it in Flower."""
     from dtf.tasks.execute import execute_batch, execute_command
 
     hard = min(entry.time_limit + BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT)
@@ -40,6 +42,7 @@ def header_signature(entry: HeaderTask) -> Signature:
         "priority": entry.priority,
         "time_limit": hard,
         "soft_time_limit": hard - 30,
+        "argsrepr": shown_args(entry, run_id, label),
     }
     if entry.kind == "batch":
         kwargs = {"exclusive": True} if entry.exclusive else {}
@@ -62,5 +65,18 @@ def run_canvas(run_id: str, headers: list[HeaderTask]) -> Signature:
     """The chord for a run; ``finalize_run`` runs once after every header task returned."""
     from dtf.tasks.finalize import finalize_run
 
-    callback = finalize_run.s(run_id).set(queue=CONTROL_QUEUE, task_id=f"finalize-{run_id}")
-    return chord([header_signature(h) for h in headers], callback)
+    # The callback gets every header's result prepended: show the run, not that list.
+    callback = finalize_run.s(run_id).set(
+        queue=CONTROL_QUEUE,
+        task_id=f"finalize-{run_id}",
+        argsrepr=f"run={run_id} headers={len(headers)}",
+        kwargsrepr="{}",
+    )
+    totals = Counter(h.kind for h in headers)
+    seen: Counter[str] = Counter()
+    signatures = []
+    for header in headers:
+        seen[header.kind] += 1
+        label = f"{header.kind} {seen[header.kind]}/{totals[header.kind]}"
+        signatures.append(header_signature(header, run_id, label))
+    return chord(signatures, callback)
