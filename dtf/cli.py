@@ -13,6 +13,7 @@ from rich.console import Console
 
 from dtf.config import Settings, load_settings, redact
 from dtf.errors import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, BadInput, DtfError
+from dtf.plugins.cli import plugins_command
 from dtf.worker_status import workers
 
 stdout = Console(highlight=False, soft_wrap=True)
@@ -183,6 +184,7 @@ def run(selection, wait, workers, junit_xml, wait_for_workers) -> None:
     if workers and not wait:
         raise BadInput("local workers stop when dtf exits: use --wait with --workers")
     _prepare(settings)
+    _plugin_hooks().coordinator_started(settings, "run", spec)
     local = (
         LocalWorkers(workers, settings.home / "logs", db_url=settings.database_url)
         if workers
@@ -206,6 +208,7 @@ def run(selection, wait, workers, junit_xml, wait_for_workers) -> None:
 def _finish(settings: Settings, summary, junit_xml: str | None) -> None:
     if junit_xml:
         _write_report(settings, summary.run_id, "junit", junit_xml)
+    _plugin_hooks().run_finished(settings.database_url, summary)
     _print_summary(settings, summary)
     sys.exit(summary.exit_code)
 
@@ -218,6 +221,7 @@ def submit(selection, wait_for_workers) -> None:
     settings = load_settings()
     spec = _spec_from_options(selection)
     _prepare(settings)
+    _plugin_hooks().coordinator_started(settings, "submit", spec)
     stdout.print(_submit(settings, spec, local=None, wait_for_workers=wait_for_workers))
 
 
@@ -250,7 +254,9 @@ def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
     run_id, headers = store_plan(
         settings.database_url, plan, workdir=str(Path.cwd()), bundle=bundle
     )
+    _plugin_hooks().run_stored(settings.database_url, run_id, headers)
     send_run(settings.database_url, run_id, headers)
+    _plugin_hooks().run_submitted(settings.database_url, run_id)
     return run_id
 
 
@@ -292,9 +298,25 @@ def _print_summary(settings: Settings, summary) -> None:
             )
     for line in summary.broken:
         stdout.print(f"  BROKEN    {line}", markup=False)
+    _print_integrations(settings, summary.run_id)
     stdout.print(
         f"dtf: {summary.status}: {counts_line(summary)} (run {summary.run_id})", markup=False
     )
+
+
+def _print_integrations(settings: Settings, run_id: str) -> None:
+    from dtf.db.session import session_scope
+    from dtf.plugins.outcomes import outcome_lines
+
+    with session_scope(settings.database_url) as session:
+        for line in outcome_lines(session, run_id):
+            stdout.print(f"  {line}", markup=False)
+
+
+def _plugin_hooks():
+    from dtf.plugins import coordinator
+
+    return coordinator
 
 
 @cli.command()
@@ -308,6 +330,7 @@ def wait(run_id, junit_xml) -> None:
     _prepare_read(settings)
     with session_scope(settings.database_url) as session:
         run_id = _resolve_run(session, run_id)
+    _plugin_hooks().coordinator_started(settings, "wait")
     _finish(settings, _wait(settings, run_id, None), junit_xml)
 
 
@@ -447,6 +470,7 @@ def _write_report(settings: Settings, run_id: str, fmt: str, path: str) -> None:
 
 
 cli.add_command(workers)
+cli.add_command(plugins_command)
 
 
 def _add_plugin_commands() -> None:

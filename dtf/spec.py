@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, NoReturn, Union, get_args, get_origi
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,6 +34,16 @@ _Priority = Annotated[int, Field(ge=0, le=9)]
 _PositiveFloat = Annotated[float, Field(gt=0)]
 _NonNegativeFloat = Annotated[float, Field(ge=0)]
 _NonEmptyStr = Annotated[str, Field(min_length=1)]
+_PLUGIN_TARGET = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
+
+
+def _check_plugin_target(value: str) -> str:
+    if not _PLUGIN_TARGET.match(value):
+        raise ValueError(f"expected a plugin as module or module:attr, got {value!r}")
+    return value
+
+
+_PluginTarget = Annotated[str, AfterValidator(_check_plugin_target)]
 
 
 class SpecError(ValueError):
@@ -207,6 +218,8 @@ class RunSpec(_Model):
     #: where workers find the test code: "path" (the same path on every machine)
     #: or "bundle" (the project directory packed and fetched by each worker)
     code: Literal["path", "bundle"] = "path"
+    #: plugins the submitting CLI loads for this run, each ``module`` or ``module:attr``
+    plugins: list[_PluginTarget] = Field(default_factory=list)
 
 
 _TASK_ADAPTER: TypeAdapter[Any] = TypeAdapter(Task)

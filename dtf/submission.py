@@ -13,6 +13,7 @@ from dtf.config import Settings, redact
 from dtf.db.models import Batch, Run, RunTask, TestItem
 from dtf.db.session import session_scope
 from dtf.errors import BadInput, InfrastructureError
+from dtf.plugins.coordinator import ordered_batches, run_sent
 from dtf.scheduling.canvas import HeaderTask, run_canvas
 from dtf.scheduling.durations import DurationHistory
 from dtf.scheduling.planner import Plan, route_run
@@ -137,7 +138,7 @@ def store_plan(
                 session.add(item)
                 session.flush()
                 session.add(result_row(record, run_id=run_id, item_id=item.id))
-            for position, planned in enumerate(tp.batches):
+            for position, planned in enumerate(ordered_batches(run_id, tp)):
                 batch = Batch(
                     id=uuid.uuid4().hex,
                     run_id=run_id,
@@ -180,6 +181,7 @@ def send_run(db_url: str, run_id: str, headers: list[HeaderTask]) -> None:
     try:
         if headers:
             run_canvas(run_id, headers).apply_async()
+            run_sent(db_url, run_id, headers, sent=True)
             return
         from dtf.tasks.finalize import finalize_run
 
@@ -189,6 +191,7 @@ def send_run(db_url: str, run_id: str, headers: list[HeaderTask]) -> None:
             run = session.get(Run, run_id)
             run.status = "error"
             run.error = f"could not send the run to the broker: {exc}"
+        run_sent(db_url, run_id, headers, sent=False)
         raise InfrastructureError(f"could not send run {run_id} to the broker: {exc}") from exc
 
 

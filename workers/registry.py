@@ -19,6 +19,7 @@ from typing import Any
 import dtf
 from dtf.db.models import Worker, utcnow
 from dtf.db.session import session_scope
+from dtf.plugins.worker import worker_event
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Registry:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._registered = False
 
     def start(self) -> None:
         """Start the heartbeat: it writes the row (online) at once, then every interval."""
@@ -73,6 +75,9 @@ class Registry:
         self.queue_health[queue] = entry
         if old is None or (old["ok"], old["reason"]) != (entry["ok"], entry["reason"]):
             self._wake.set()
+        if (old is None or old["ok"]) != entry["ok"]:
+            hook = "dtf_worker_recovered" if entry["ok"] else "dtf_worker_failed"
+            worker_event(hook, self.fields, "online", queue=queue, reason=entry["reason"])
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the heartbeat and write state offline, waiting at most ``timeout`` seconds."""
@@ -114,6 +119,11 @@ class Registry:
         if self._failing:
             logger.info("dtf: worker registry reachable again")
             self._failing = False
+        if state == "offline":
+            worker_event("dtf_worker_disconnected", self.fields, state)
+        elif not self._registered:
+            self._registered = True
+            worker_event("dtf_worker_registered", self.fields, state)
         return True
 
     def _report(self, exc: Exception) -> None:

@@ -44,6 +44,12 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: the CI job that submitted the run (dtf/ci_context.py), None outside CI
+    ci_provider: Mapped[str | None] = mapped_column(String(32))
+    ci_commit: Mapped[str | None] = mapped_column(String(64))
+    ci_branch: Mapped[str | None] = mapped_column(Text)
+    ci_pull_request: Mapped[str | None] = mapped_column(String(64))
+    ci_build_url: Mapped[str | None] = mapped_column(Text)
 
     tasks: Mapped[list[RunTask]] = relationship(back_populates="run", order_by="RunTask.position")
 
@@ -214,3 +220,19 @@ class TestDuration(Base):
     mean_s: Mapped[float] = mapped_column(Float)
     samples: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IntegrationOutcome(Base):
+    """What an integration (a plugin) did for a run: ok, or a one-line error without secrets."""
+
+    __tablename__ = "integration_outcomes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    integration: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str | None] = mapped_column(String(32))
+    ok: Mapped[bool]
+    error: Mapped[str | None] = mapped_column(Text)
+    #: where its result can be seen (a comment, a status, a test run), if anywhere
+    url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,6 +18,7 @@ from dtf.db.session import session_scope
 from dtf.executor.command_runner import run_command
 from dtf.executor.exclusive import takes_a_worker_slot
 from dtf.executor.pytest_runner import run_pytest_batch
+from dtf.plugins import worker as plugin_hooks
 from dtf.tasks import store
 
 logger = logging.getLogger(__name__)
@@ -48,14 +49,15 @@ def execute_batch(self, batch_id: str) -> dict:
     def on_record(record) -> None:
         nonlocal test_s
         test_s += record.duration
-        store.record_result(db_url, work, record, worker)
+        if store.record_result(db_url, work, record, worker):
+            plugin_hooks.test_finished(record, run_id=work.run_id, batch_id=batch_id, worker=worker)
 
     try:
         outcome = run_pytest_batch(
             list(work.items),
             code_dir(db_url, work.bundle, work.workdir),
             test_timeout=work.test_timeout,
-            extra_args=work.pytest_args,
+            extra_args=work.pytest_args + plugin_hooks.pytest_args(batch_id, work),
             on_record=on_record,
         )
     except Exception as exc:

@@ -1,0 +1,173 @@
+"""Hooks fired in worker processes: tasks starting and ending, tests, the worker itself.
+
+``setup(app)`` runs at ``celeryd_init`` (the ``dtf.worker`` entry point) and
+connects Celery's task signals, which are sent in the process that executes
+the task (a pool child under prefork). The registry and ``execute_batch`` call
+the other functions here directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+from sqlalchemy import select
+
+from dtf.config import load_settings
+from dtf.db.models import Attempt, Batch, RunTask
+from dtf.db.session import session_scope
+from dtf.plugins.coordinator import implemented
+from dtf.plugins.manager import fire
+from dtf.plugins.payloads import result_payload, task_payload
+
+logger = logging.getLogger("dtf.plugins")
+
+BATCH_TASK = "dtf.execute_batch"
+COMMAND_TASK = "dtf.execute_command"
+_TASK_HOOKS = (
+    "dtf_task_started",
+    "dtf_task_completed",
+    "dtf_task_failed",
+    "dtf_recovery_started",
+    "dtf_recovery_completed",
+    "dtf_recovery_failed",
+)
+
+#: Celery task id -> (task payload, recovery payload or None), from prerun to postrun.
+_running: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+
+
+def setup(app: Celery) -> None:
+    """Connect the task signals (called once per worker through ``dtf.worker``)."""
+    signals.task_prerun.connect(_on_prerun, weak=False, dispatch_uid="dtf-plugins-prerun")
+    signals.task_postrun.connect(_on_postrun, weak=False, dispatch_uid="dtf-plugins-postrun")
+    signals.task_revoked.connect(_on_revoked, weak=False, dispatch_uid="dtf-plugins-revoked")
+
+
+def test_finished(record, *, run_id: str, batch_id: str, worker: str | None) -> None:
+    """``dtf_test_finished`` for one stored result line."""
+    if implemented("dtf_test_finished"):
+        fire(
+            "dtf_test_finished",
+            result=result_payload(record, run_id=run_id, batch_id=batch_id, worker=worker),
+        )
+
+
+def pytest_args(batch_id: str, work) -> list[str]:
+    """Extra pytest arguments from executor plugins for one batch attempt."""
+    if not implemented("dtf_pytest_args"):
+        return []
+    batch = {
+        "run_id": work.run_id,
+        "id": batch_id,
+        "workdir": work.workdir,
+        "size": len(work.items),
+        "nodeids": list(work.items),
+    }
+    extra: list[str] = []
+    for args in fire("dtf_pytest_args", batch=batch):
+        if isinstance(args, (list, tuple)) and all(isinstance(a, str) for a in args):
+            extra.extend(args)
+        else:
+            logger.warning("dtf: an executor plugin returned %r, not a list of strings", args)
+    return extra
+
+
+def worker_event(hook_name: str, fields: dict[str, Any], state: str, **extra: Any) -> None:
+    """Fire a ``dtf_worker_*`` hook with the registry's fields (plain values only)."""
+    if not implemented(hook_name):
+        return
+    worker = {
+        "hostname": fields.get("hostname"),
+        "queues": list(fields.get("queues") or []),
+        "concurrency": fields.get("concurrency"),
+        "version": fields.get("version"),
+        "pid": fields.get("pid"),
+        "state": state,
+        **extra,
+    }
+    fire(hook_name, worker=worker)
+
+
+def _on_prerun(sender=None, task_id: str | None = None, task=None, args=(), **kwargs) -> None:
+    name = getattr(task, "name", None)
+    if name not in (BATCH_TASK, COMMAND_TASK) or not args:
+        return
+    if not any(implemented(hook) for hook in _TASK_HOOKS):
+        return
+    try:
+        hostname = getattr(task.request, "hostname", None)
+        payload, recovery = _describe(name, args[0], hostname)
+    except Exception as exc:
+        logger.warning("dtf: could not describe task %s for plugins: %s", task_id, exc)
+        return
+    _running[task_id] = (payload, recovery)
+    fire("dtf_task_started", task=payload)
+    if recovery is not None:
+        fire("dtf_recovery_started", recovery=recovery)
+
+
+def _on_postrun(sender=None, task_id: str | None = None, retval=None, state=None, **kwargs):
+    entry = _running.pop(task_id, None)
+    if entry is None:
+        return
+    payload, recovery = entry
+    result = retval if isinstance(retval, dict) else {}
+    broken = state != "SUCCESS" or result.get("status") == "broken"
+    error = result.get("error") or (None if state == "SUCCESS" else f"task ended in {state}")
+    payload = {**payload, "status": "broken" if broken else "done", "error": error}
+    fire("dtf_task_failed" if broken else "dtf_task_completed", task=payload)
+    if recovery is not None:
+        recovery = {**recovery, "status": "failed" if broken else "completed", "error": error}
+        fire("dtf_recovery_failed" if broken else "dtf_recovery_completed", recovery=recovery)
+
+
+def _on_revoked(sender=None, request=None, terminated=False, expired=False, **kwargs) -> None:
+    name = getattr(request, "task_name", None) or getattr(request, "name", None)
+    args = getattr(request, "args", None) or ()
+    if name not in (BATCH_TASK, COMMAND_TASK) or not args:
+        return
+    if not implemented("dtf_task_cancelled"):
+        return
+    try:
+        payload, _ = _describe(name, args[0], getattr(request, "hostname", None))
+    except Exception as exc:
+        logger.warning("dtf: could not describe a revoked task for plugins: %s", exc)
+        return
+    reason = "expired" if expired else "terminated" if terminated else "revoked"
+    fire("dtf_task_cancelled", task={**payload, "status": "cancelled", "error": reason})
+
+
+def _describe(name: str, key, hostname: str | None):
+    """The task payload at start and, for a redelivered batch, the recovery payload."""
+    with session_scope(load_settings().database_url) as session:
+        if name == COMMAND_TASK:
+            task = session.get(RunTask, int(key))
+            payload = task_payload(
+                task.run_id, "command", task.id, task_id=task.id, queue=task.queue, size=1,
+                priority=task.priority, status="running", worker=hostname, attempt=1,
+            )  # fmt: skip
+            return payload, None
+        batch = session.get(Batch, key)
+        earlier = list(
+            session.scalars(select(Attempt).filter_by(batch_id=key).order_by(Attempt.number))
+        )
+        payload = task_payload(
+            batch.run_id, "batch", batch.id, task_id=batch.task_id, queue=batch.queue,
+            hardware=batch.hardware, size=batch.size, status="running", worker=hostname,
+            attempt=len(earlier) + 1,
+        )  # fmt: skip
+        lost = [a for a in earlier if a.status == "running"]
+        if not lost:
+            return payload, None
+        recovery = {
+            "run_id": batch.run_id,
+            "batch_id": batch.id,
+            "attempt": len(earlier) + 1,
+            "worker": hostname,
+            "reason": f"attempt {lost[-1].number} on {lost[-1].worker or 'a worker'} was lost",
+            "status": "running",
+            "error": None,
+        }
+        return payload, recovery
