@@ -1,0 +1,1 @@
+"""Notifiers: Slack and Microsoft Teams incoming webhooks, email over SMTP."""
