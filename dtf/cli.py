@@ -201,8 +201,8 @@ def run(selection, wait, workers, junit_xml, wait_for_workers) -> None:
         summary = _wait(settings, run_id, local)
     finally:
         if local:
-            local.stop(grace=0 if summary is not None else 15)
-    _finish(settings, summary, junit_xml)
+            local.finish(clean=summary is not None)
+    _finish(settings, summary, junit_xml, reports)
 
 
 def _finish(settings: Settings, summary, junit_xml: str | None) -> None:
@@ -452,6 +452,10 @@ def _resolve_run(session, run_id: str | None) -> str:
 
 
 def _render(settings: Settings, run_id: str, fmt: str) -> str:
+@cli.command("stop-workers")
+def stop_workers() -> None:
+    """Stop the local workers `dtf run` keeps warm for this project (DTF_HOME)."""
+    from dtf.local_workers import stop_local_workers
     from dtf.db.session import session_scope
     from dtf.reporting.json_report import run_json
     from dtf.reporting.junit import junit_xml

@@ -33,7 +33,8 @@ def wait_for_run(
     console: Console,
     *,
     still_serving: Callable[[RunSummary], str | None] = lambda summary: None,
-    poll_interval: float = 0.25,
+    verbose: bool = False,
+    poll_interval: float = 0.1,
 ) -> RunSummary:
     """Block until the run is finished; ``still_serving`` names why it cannot finish, if so."""
     progress = Progress(

@@ -32,6 +32,7 @@ from dtf.config import CONTROL_QUEUE, load_settings, worker_queue
 from dtf.inventory import CpuInfo, Inventory
 from workers.health import health_interval
 from workers.health_step import QueueHealth, monitor
+from workers.idle import IdleExit
 from workers.queues import QueueRefused, check_requested, detected_queues, forced_queues
 from workers.registry import Registry, heartbeat_interval
 
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 registry: Registry | None = None
 #: What detection found when this worker started.
 inventory: Inventory | None = None
+#: The idle shutdown of a local worker dtf run keeps warm (None elsewhere).
+idle_exit: IdleExit | None = None
 
 
 def setup(app: Celery) -> None:
@@ -123,9 +126,17 @@ def detect() -> Inventory:
 def on_ready(sender=None, **kwargs) -> None:
     if registry is not None:
         registry.start()
+    global idle_exit
+    idle_exit = IdleExit.from_env(
+        busy=lambda: bool(worker_state.active_requests or worker_state.reserved_requests)
+    )
+    if idle_exit is not None:
+        idle_exit.start()
 
 
 def on_shutdown(sender=None, **kwargs) -> None:
+    if idle_exit is not None:
+        idle_exit.stop()
     if registry is not None:
         registry.stop()
 

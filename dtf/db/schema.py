@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from dtf.config import redact
 from dtf.db.session import database_errors, get_engine
 from dtf.errors import BadInput
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+_REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.M)
+_DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(.+)$", re.M)
 
 
 def alembic_config(url: str) -> Config:
     """An Alembic config for ``url`` that needs no alembic.ini on disk."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -26,11 +33,15 @@ def alembic_config(url: str) -> Config:
 
 def head_revision() -> str:
     """The newest revision; several heads (independent branches) read as "a, b"."""
+    from alembic.script import ScriptDirectory
+
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
     return ", ".join(sorted(heads))
 
 
 def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with database_errors(url), get_engine(url).connect() as connection:
         heads = MigrationContext.configure(connection).get_current_heads()
     return ", ".join(sorted(heads)) or None
@@ -38,6 +49,8 @@ def current_revision(url: str) -> str | None:
 
 def upgrade(url: str) -> str:
     """Bring the schema at ``url`` to the newest revision; returns that revision."""
+    from alembic import command
+
     with database_errors(url):
         command.upgrade(alembic_config(url), "heads")
     return head_revision()
@@ -45,7 +58,7 @@ def upgrade(url: str) -> str:
 
 def ensure_schema(url: str, *, create: bool) -> None:
     """Upgrade when ``create``; otherwise fail with a line saying to run ``dtf init-db``."""
-    if current_revision(url) == head_revision():
+    if _schema_is_current(url) or current_revision(url) == head_revision():
         return
     if create:
         upgrade(url)
@@ -54,6 +67,28 @@ def ensure_schema(url: str, *, create: bool) -> None:
         f"the database at {redact(url)} has no dtf schema or an old one; "
         "run `dtf init-db` to create or upgrade it"
     )
+
+
+def _schema_is_current(url: str) -> bool:
+    """The quick check every command makes, without importing Alembic (half a second).
+
+    False when unsure: the caller then asks Alembic.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        source = path.read_text()
+        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if revision is None or down is None:
+            return False
+        revisions.add(revision.group(1))
+        parents.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
+    try:
+        with get_engine(url).connect() as connection:
+            current = set(connection.scalars(text("SELECT version_num FROM alembic_version")))
+    except DBAPIError:
+        return False  # no schema yet, or no database: Alembic's path says which
+    return bool(current) and current == revisions - parents
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -17,8 +17,10 @@ SUITES = REPO / "tests" / "suites"
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
-    """The environment without any DTF_* setting, plus ``overrides``."""
+    """The environment without any DTF_* setting (local workers not kept), plus ``overrides``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DTF_")}
+    # dtf run's local workers stop with each run, as in CI, unless a test asks otherwise.
+    env["DTF_LOCAL_WORKERS_IDLE"] = "0"
     env.update(overrides)
     return env
 
