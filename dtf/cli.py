@@ -452,10 +452,6 @@ def _resolve_run(session, run_id: str | None) -> str:
 
 
 def _render(settings: Settings, run_id: str, fmt: str) -> str:
-@cli.command("stop-workers")
-def stop_workers() -> None:
-    """Stop the local workers `dtf run` keeps warm for this project (DTF_HOME)."""
-    from dtf.local_workers import stop_local_workers
     from dtf.db.session import session_scope
     from dtf.reporting.json_report import run_json
     from dtf.reporting.junit import junit_xml
@@ -475,6 +471,16 @@ def _write_report(settings: Settings, run_id: str, fmt: str, path: str) -> None:
 
 cli.add_command(workers)
 cli.add_command(plugins_command)
+
+
+@cli.command("stop-workers")
+def stop_workers() -> None:
+    """Stop the local workers `dtf run` keeps warm for this project (DTF_HOME)."""
+    from dtf.local_workers import stop_local_workers
+
+    settings = load_settings()
+    stopped = stop_local_workers(settings.home, settings.database_url)
+    stdout.print(f"dtf: stopped {stopped} warm local worker(s)" if stopped else "dtf: none running")
 
 
 def _add_plugin_commands() -> None:
