@@ -100,7 +100,6 @@ selection_options = [
         "a class or module scope, nothing.",
     ),
     click.option(
-    click.option(
         "--batches",
         type=click.IntRange(min=1),
         help="Cut each test task into this many batches of equal expected duration.",
@@ -110,6 +109,7 @@ selection_options = [
         type=click.FloatRange(min=0, min_open=True),
         help="No batch is expected to run longer than this.",
     ),
+    click.option(
         "--code",
         type=click.Choice(["path", "bundle"]),
         help="Where workers find the code: the same path (default) or a bundle of this directory.",
