@@ -68,6 +68,8 @@ class Requirements(_Model):
     timeout: _PositiveFloat | None = None
     #: tests marked with the same model name share a batch (one model load)
     model: str | None = None
+    #: the test runs alone on its worker (it needs the whole machine or GPU)
+    exclusive: bool = False
 
     @field_validator("hardware", mode="before")
     @classmethod
@@ -79,8 +81,6 @@ class Requirements(_Model):
             )
         if not kinds:
             raise ValueError("must list at least one hardware kind")
-    #: the test runs alone on its worker (it needs the whole machine or GPU)
-    exclusive: bool = False
         normalised: list[str] = []
         for kind in kinds:
             name = kind.strip().lower()
@@ -155,6 +155,16 @@ class TestTask(_TaskBase):
     #: what stays in one batch: a module unless too long ("module"), a whole file
     #: ("file", xdist's loadfile), a class or module scope ("scope", loadscope), nothing
     grouping: Literal["module", "file", "scope", "none"] = "module"
+    #: no batch is expected to run longer than this (seconds)
+    max_batch_seconds: _PositiveFloat | None = None
+    #: cut the tests into this many batches of equal expected duration instead
+    #: of big-first, small-last batches sized by the workers' slots
+    batches: Annotated[int, Field(ge=1)] | None = None
+    #: reruns of a failed test; one that passes on a rerun is reported flaky (off: 0)
+    reruns: Annotated[int, Field(ge=0, le=10)] = 0
+    #: address-space limit of the pytest child in MiB; a test that exceeds it is
+    #: reported out_of_memory and the worker goes on (None: no limit)
+    memory_limit_mb: Annotated[float, Field(ge=64)] | None = None
 
 
 class CommandTask(_TaskBase):
@@ -171,16 +181,6 @@ class CommandTask(_TaskBase):
     def _check_command(cls, value: Any) -> Any:
         # Checked by hand: pydantic's errors for ``str | list[str]`` name union members.
         if isinstance(value, str):
-    #: no batch is expected to run longer than this (seconds)
-    max_batch_seconds: _PositiveFloat | None = None
-    #: cut the tests into this many batches of equal expected duration instead
-    #: of big-first, small-last batches sized by the workers' slots
-    batches: Annotated[int, Field(ge=1)] | None = None
-    #: reruns of a failed test; one that passes on a rerun is reported flaky (off: 0)
-    reruns: Annotated[int, Field(ge=0, le=10)] = 0
-    #: address-space limit of the pytest child in MiB; a test that exceeds it is
-    #: reported out_of_memory and the worker goes on (None: no limit)
-    memory_limit_mb: Annotated[float, Field(ge=64)] | None = None
             if not value.strip():
                 raise ValueError("must not be empty")
         elif isinstance(value, list) and all(isinstance(part, str) for part in value):

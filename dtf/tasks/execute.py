@@ -34,8 +34,8 @@ def code_dir(db_url: str, bundle: str | None, workdir: str) -> Path:
 
 
 @shared_task(bind=True, name="dtf.execute_batch")
-def execute_batch(self, batch_id: str) -> dict:
 @takes_a_worker_slot
+def execute_batch(self, batch_id: str) -> dict:
     """Run one batch of tests in a pytest child process, storing each result as it comes."""
     db_url = load_settings().database_url
     worker = self.request.hostname
