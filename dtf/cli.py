@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from dtf.cli_report import report, report_option, results, write_run_reports
 from dtf.config import Settings, load_settings, redact
 from dtf.errors import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, BadInput, DtfError
 from dtf.plugins.cli import plugins_command
@@ -165,8 +165,9 @@ def _hardware(value: str | None) -> list[str] | None:
     "embedded default, none when a broker is configured).",
 )
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@report_option
 @wait_for_workers_option
-def run(selection, wait, workers, junit_xml, wait_for_workers) -> None:
+def run(selection, wait, workers, junit_xml, reports, wait_for_workers) -> None:
     """Run tests: plan, send to workers, show progress, exit 0/1/2/3."""
     from dtf.local_workers import LocalWorkers
 
@@ -183,6 +184,8 @@ def run(selection, wait, workers, junit_xml, wait_for_workers) -> None:
         )
     if workers and not wait:
         raise BadInput("local workers stop when dtf exits: use --wait with --workers")
+    if reports and not wait:
+        raise BadInput("--report is written when the run ends: use --wait, or `dtf wait --report`")
     _prepare(settings)
     _plugin_hooks().coordinator_started(settings, "run", spec)
     local = (
@@ -205,9 +208,9 @@ def run(selection, wait, workers, junit_xml, wait_for_workers) -> None:
     _finish(settings, summary, junit_xml, reports)
 
 
-def _finish(settings: Settings, summary, junit_xml: str | None) -> None:
-    if junit_xml:
-        _write_report(settings, summary.run_id, "junit", junit_xml)
+def _finish(settings: Settings, summary, junit_xml: str | None, reports=()) -> None:
+    targets = [*reports, *([("junit", junit_xml)] if junit_xml else [])]
+    write_run_reports(settings.database_url, summary.run_id, targets)
     _plugin_hooks().run_finished(settings.database_url, summary)
     _print_summary(settings, summary)
     sys.exit(summary.exit_code)
@@ -322,7 +325,8 @@ def _plugin_hooks():
 @cli.command()
 @click.argument("run_id")
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
-def wait(run_id, junit_xml) -> None:
+@report_option
+def wait(run_id, junit_xml, reports) -> None:
     """Wait for a submitted run to finish and exit with its verdict (0/1/3)."""
     from dtf.db.session import session_scope
 
@@ -331,7 +335,7 @@ def wait(run_id, junit_xml) -> None:
     with session_scope(settings.database_url) as session:
         run_id = _resolve_run(session, run_id)
     _plugin_hooks().coordinator_started(settings, "wait")
-    _finish(settings, _wait(settings, run_id, None), junit_xml)
+    _finish(settings, _wait(settings, run_id, None), junit_xml, reports)
 
 
 @cli.command()
@@ -391,26 +395,6 @@ def _batch_table(rows):
     return table
 
 
-@cli.command()
-@click.argument("run_id", required=False)
-@click.option(
-    "--format", "fmt", type=click.Choice(["json", "junit"]), default="json", show_default=True
-)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
-def results(run_id, fmt, output) -> None:
-    """Print or write a run's results as JSON or JUnit XML."""
-    from dtf.db.session import session_scope
-
-    settings = load_settings()
-    _prepare_read(settings)
-    with session_scope(settings.database_url) as session:
-        run_id = _resolve_run(session, run_id)
-    if output:
-        _write_report(settings, run_id, fmt, output)
-    else:
-        stdout.out(_render(settings, run_id, fmt), end="")
-
-
 @cli.command("init-db")
 def init_db() -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
@@ -451,25 +435,9 @@ def _resolve_run(session, run_id: str | None) -> str:
     return run_id
 
 
-def _render(settings: Settings, run_id: str, fmt: str) -> str:
-    from dtf.db.session import session_scope
-    from dtf.reporting.json_report import run_json
-    from dtf.reporting.junit import junit_xml
-
-    with session_scope(settings.database_url) as session:
-        if fmt == "junit":
-            return junit_xml(session, run_id)
-        return json.dumps(run_json(session, run_id), indent=2, default=str) + "\n"
-
-
-def _write_report(settings: Settings, run_id: str, fmt: str, path: str) -> None:
-    try:
-        Path(path).write_text(_render(settings, run_id, fmt), encoding="utf-8")
-    except OSError as exc:
-        raise BadInput(f"cannot write {path}: {exc.strerror}") from exc
-
-
 cli.add_command(workers)
+cli.add_command(report)
+cli.add_command(results)
 cli.add_command(plugins_command)
 
 

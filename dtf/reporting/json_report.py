@@ -1,62 +1,61 @@
-"""A run as JSON: every field the database holds for it."""
+"""A run as JSON: every field the database holds for it, plus the report's totals."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import inspect, select
-from sqlalchemy.orm import Session
+from dtf.reporting.model import Group, RunReport
 
-from dtf.db.models import Attempt, Batch, Run, RunTask, TestItem, TestResult
-from dtf.summary import summarize
-
-
-def _row(obj: Any) -> dict[str, Any]:
-    values = {}
-    for column in inspect(obj).mapper.column_attrs:
-        value = getattr(obj, column.key)
-        values[column.key] = value.isoformat() if isinstance(value, datetime) else value
-    return values
+#: Bumped when a key is renamed or removed (adding keys keeps the version).
+SCHEMA_VERSION = 1
 
 
-def run_json(session: Session, run_id: str) -> dict[str, Any]:
-    """The run, its summary, tasks, batches with attempts, items and results."""
-    run = session.get(Run, run_id)
-    summary = summarize(session, run_id)
-    batches = session.scalars(select(Batch).filter_by(run_id=run_id).order_by(Batch.position)).all()
-    attempts = session.scalars(
-        select(Attempt).where(Attempt.batch_id.in_([b.id for b in batches])).order_by(Attempt.id)
-    ).all()
-    by_batch: dict[str, list[dict]] = {}
-    for attempt in attempts:
-        by_batch.setdefault(attempt.batch_id, []).append(_row(attempt))
+def run_json(report: RunReport) -> dict[str, Any]:
+    """The run, its summary, tasks, batches with attempts, items, every result line, the
+    workers involved, the code bundle (without its bytes) and the breakdowns."""
+    records = report.records
     return {
-        "run": _row(run),
+        "schema_version": SCHEMA_VERSION,
+        "run": records["run"],
         "summary": {
-            "status": summary.status,
-            "total": summary.total,
-            "finished": summary.finished,
-            "counts": summary.counts,
-            "exit_code": summary.exit_code if summary.done else None,
+            "status": report.status,
+            "total": report.total,
+            "finished": report.finished,
+            "counts": report.counts,
+            "flaky": len(report.flaky),
+            "exit_code": report.exit_code,
+            "wall_s": report.wall_s,
+            "test_s": report.test_s,
+            "broken": report.broken,
         },
-        "tasks": [
-            _row(t)
-            for t in session.scalars(
-                select(RunTask).filter_by(run_id=run_id).order_by(RunTask.position)
-            )
-        ],
-        "batches": [{**_row(b), "attempts": by_batch.get(b.id, [])} for b in batches],
-        "items": [
-            _row(i)
-            for i in session.scalars(
-                select(TestItem).filter_by(run_id=run_id).order_by(TestItem.id)
-            )
-        ],
-        "results": [
-            _row(r)
-            for r in session.scalars(
-                select(TestResult).filter_by(run_id=run_id).order_by(TestResult.id)
-            )
-        ],
+        "tasks": records["tasks"],
+        "batches": records["batches"],
+        "items": records["items"],
+        "results": records["results"],
+        "workers": records["workers"],
+        "bundle": records["bundle"],
+        "breakdown": {
+            "hardware": [_group(g) for g in report.by_hardware],
+            "workers": [_group(g) for g in report.by_worker],
+            "modules": [_group(g) for g in report.by_module],
+        },
     }
+
+
+def _group(group: Group) -> dict[str, Any]:
+    return asdict(group)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def render_json(report: RunReport) -> str:
+    return json.dumps(run_json(report), indent=2, default=_encode, ensure_ascii=False) + "\n"

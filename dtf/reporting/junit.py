@@ -1,55 +1,82 @@
-"""JUnit XML of a run, shaped like pytest's ``--junitxml`` so CI tools read it the same way."""
+"""JUnit XML of a run, shaped like pytest's ``--junitxml`` so CI tools read it the same way.
+
+The document validates against the JUnit schema of Jenkins' xUnit plugin
+(``junit-10.xsd``, also used by pytest's own tests; tests/data/README.md). That
+schema has no ``<properties>`` inside a ``<testcase>``, so the tests are grouped in
+one ``<testsuite>`` per hardware kind and worker, whose properties name both.
+It also knows Surefire's ``flakyFailure``/``rerunFailure`` elements: a rerun test's
+earlier attempts (``TestEntry.earlier``) can go into its case as those.
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from itertools import groupby
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from dtf.reporting.model import NOT_RUN, CommandEntry, Result, RunReport, TestEntry
 
-from dtf.db.models import Run, RunTask, TestResult
+_ERROR_LIKE = ("error", "crashed", "timed_out", "out_of_memory", "infra_error")
+_MESSAGE_CHARS = 500
+_TALLY = {"failure": "failures", "error": "errors", "skipped": "skipped"}
 
-_ERROR_LIKE = ("error", "crashed", "timed_out")
 
-
-def junit_xml(session: Session, run_id: str) -> str:
-    """One ``<testcase>`` per test id (a teardown error joins its test's case)."""
-    run = session.get(Run, run_id)
-    results = session.scalars(
-        select(TestResult).filter_by(run_id=run_id).order_by(TestResult.nodeid, TestResult.id)
-    ).all()
-    suite = ET.Element("testsuite", name=run.name or f"dtf run {run_id}", hostname="dtf")
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    duration = 0.0
-    for nodeid, group in groupby(results, key=lambda r: r.nodeid):
-        rows = list(group)
-        duration += sum(r.duration for r in rows)
-        for case in _testcases(nodeid, rows):
-            suite.append(case)
-            totals["tests"] += 1
-            for child in case:
-                tag = {"failure": "failures", "error": "errors", "skipped": "skipped"}.get(
-                    child.tag
-                )
-                if tag:
-                    totals[tag] += 1
-    for command in session.scalars(select(RunTask).filter_by(run_id=run_id, type="command")):
-        suite.append(_command_case(command))
-        totals["tests"] += 1
-        if command.status == "broken":
-            totals["errors"] += 1
-        elif command.exit_code or command.status == "timed_out":
-            totals["failures"] += 1
-    for key, value in totals.items():
-        suite.set(key, str(value))
-    suite.set("time", f"{duration:.3f}")
-    if run.created_at:
-        suite.set("timestamp", run.created_at.replace(microsecond=0).isoformat())
-    root = ET.Element("testsuites")
-    root.append(suite)
+def junit_xml(report: RunReport) -> str:
+    """One ``<testcase>`` per test id (a teardown error after a failure adds one, as in
+    pytest), one ``<testsuite>`` per (hardware, worker), commands in a suite of their own."""
+    root = ET.Element("testsuites", name=report.title)
+    for (hardware, worker), tests in groupby(sorted(report.tests, key=_place), key=_place):
+        suite = _suite(report, hardware, worker)
+        for test in tests:
+            suite.extend(testcases(test, run_done=report.done))
+        root.append(_tally(suite))
+    commands = sorted(report.commands, key=lambda c: (c.queue, c.worker or "", c.position))
+    for (queue, worker), group in groupby(commands, key=lambda c: (c.queue, c.worker)):
+        suite = _suite(report, queue, worker, kind="commands")
+        suite.extend(_command_case(c) for c in group)
+        root.append(_tally(suite))
+    for key in ("tests", "failures", "errors"):
+        root.set(key, str(sum(int(s.get(key)) for s in root)))
+    root.set("time", _seconds(sum(float(s.get("time")) for s in root)))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _place(test: TestEntry) -> tuple[str, str]:
+    return test.hardware, test.worker or ""
+
+
+def _suite(report: RunReport, hardware: str, worker: str | None, kind: str = "") -> ET.Element:
+    where = ", ".join(x for x in (kind, hardware, worker) if x)
+    suite = ET.Element("testsuite", name=f"{report.title} [{where}]")
+    if worker:
+        suite.set("hostname", worker)
+    if report.created_at:
+        suite.set("timestamp", report.created_at.replace(microsecond=0).isoformat())
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("dtf.run", report.run_id), ("hardware", hardware), ("worker", worker)):
+        if value:
+            ET.SubElement(props, "property", name=name, value=value)
+    return suite
+
+
+def _tally(suite: ET.Element) -> ET.Element:
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    seconds = 0.0
+    for case in suite.iter("testcase"):
+        totals["tests"] += 1
+        seconds += float(case.get("time", "0"))
+        for child in case:
+            if child.tag in _TALLY:
+                totals[_TALLY[child.tag]] += 1
+    for key, value in totals.items():
+        suite.set(key, str(value))
+    suite.set("time", _seconds(seconds))
+    return suite
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}"
 
 
 def _names(nodeid: str) -> tuple[str, str]:
@@ -63,25 +90,23 @@ def _names(nodeid: str) -> tuple[str, str]:
     return ".".join([module, *parts[1:-1]]), parts[-1]
 
 
-def _testcases(nodeid: str, rows: list[TestResult]) -> list[ET.Element]:
-    """Usually one case; a failure plus a teardown error make two, as in pytest (schema rule)."""
-    classname, name = _names(nodeid)
-    outcomes = [e for e in (_outcome_element(r) for r in rows) if e is not None] or [None]
+def testcases(test: TestEntry, *, run_done: bool = True) -> list[ET.Element]:
+    """Usually one case; a failure plus a teardown error make two, as in pytest (schema rule:
+    a case holds one outcome element)."""
+    classname, name = _names(test.nodeid)
+    outcomes = [e for e in (outcome_element(r) for r in test.results) if e is not None]
+    if test.outcome == NOT_RUN:
+        outcomes = [_not_run_element(run_done)]
     cases = []
-    for outcome in outcomes:
+    for outcome in outcomes or [None]:
         case = ET.Element("testcase", classname=classname, name=name)
-        cases.append(case)
         if outcome is not None:
             case.append(outcome)
+        cases.append(case)
     first = cases[0]
-    first.set("time", f"{sum(r.duration for r in rows):.3f}")
-    worker = next((r.worker for r in rows if r.worker), None)
-    if worker:
-        props = ET.Element("properties")
-        ET.SubElement(props, "property", name="worker", value=worker)
-        first.insert(0, props)
-    stdout = "".join(r.stdout or "" for r in rows)
-    stderr = "".join(r.stderr or "" for r in rows)
+    first.set("time", _seconds(test.duration))
+    stdout = "".join(r.stdout or "" for r in test.results)
+    stderr = "".join(r.stderr or "" for r in test.results)
     if stdout:
         ET.SubElement(first, "system-out").text = stdout
     if stderr:
@@ -89,30 +114,60 @@ def _testcases(nodeid: str, rows: list[TestResult]) -> list[ET.Element]:
     return cases
 
 
-def _outcome_element(row: TestResult) -> ET.Element | None:
-    text = row.longrepr or ""
-    first = text.strip().splitlines()[-1] if text.strip() else row.outcome
-    if row.outcome == "failed":
-        element = ET.Element("failure", message=first[:500])
-    elif row.outcome in _ERROR_LIKE:
-        message = {"collect": "collection failure"}.get(row.when, f"{row.outcome}: {first}"[:500])
-        element = ET.Element("error", message=message, type=row.outcome)
-    elif row.outcome in ("skipped", "xfailed"):
-        kind = "pytest.xfail" if row.outcome == "xfailed" else "pytest.skip"
-        element = ET.Element("skipped", type=kind, message=first[:500])
+def _first_line(row: Result) -> str:
+    """What went wrong in one line: pytest's first ``E`` line, else the text's first line."""
+    lines = [line.strip() for line in (row.longrepr or "").strip().splitlines()]
+    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+    return (errors or lines or [row.outcome])[0][:_MESSAGE_CHARS]
+
+
+def _failure(row: Result) -> ET.Element:
+    return ET.Element("failure", message=_first_line(row))
+
+
+def _error(row: Result) -> ET.Element:
+    if row.when == "collect":
+        message = "collection failure"
     else:
+        message = f"{row.outcome}: {_first_line(row)}"[:_MESSAGE_CHARS]
+    return ET.Element("error", message=message, type=row.outcome)
+
+
+def _skipped(row: Result) -> ET.Element:
+    kind = "pytest.xfail" if row.outcome == "xfailed" else "pytest.skip"
+    return ET.Element("skipped", type=kind, message=_first_line(row))
+
+
+#: outcome -> the element its case holds; an outcome not here (passed, xpassed) holds none.
+OUTCOME_ELEMENTS: dict[str, Callable[[Result], ET.Element]] = {
+    "failed": _failure,
+    **dict.fromkeys(_ERROR_LIKE, _error),
+    "skipped": _skipped,
+    "xfailed": _skipped,
+}
+
+
+def outcome_element(row: Result) -> ET.Element | None:
+    build = OUTCOME_ELEMENTS.get(row.outcome)
+    if build is None:
         return None
-    element.text = text
+    element = build(row)
+    element.text = row.longrepr or ""
     return element
 
 
-def _command_case(command: RunTask) -> ET.Element:
-    name = command.name or f"command[{command.position}]"
-    case = ET.Element("testcase", classname="dtf.command", name=name)
-    if command.started_at and command.finished_at:
-        case.set("time", f"{(command.finished_at - command.started_at).total_seconds():.3f}")
+def _not_run_element(run_done: bool) -> ET.Element:
+    if run_done:
+        return ET.Element("error", type="not_run", message="not run: its batch never finished")
+    return ET.Element("skipped", type="dtf.pending", message="not run yet: the run is running")
+
+
+def _command_case(command: CommandEntry) -> ET.Element:
+    case = ET.Element("testcase", classname="dtf.command", name=command.name)
+    if command.duration is not None:
+        case.set("time", _seconds(command.duration))
     if command.status == "broken":
-        ET.SubElement(case, "error", message=(command.output or "")[:500], type="broken")
+        ET.SubElement(case, "error", message=(command.output or "")[:_MESSAGE_CHARS], type="broken")
     elif command.status == "timed_out" or command.exit_code:
         message = "timed out" if command.status == "timed_out" else f"exit code {command.exit_code}"
         ET.SubElement(case, "failure", message=message).text = command.output

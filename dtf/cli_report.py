@@ -1,0 +1,109 @@
+"""``dtf report``, its alias ``dtf results``, and ``--report FORMAT=FILE`` for run and wait."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from dtf.errors import BadInput
+from dtf.reporting import FORMAT_NAMES, SUFFIXES
+
+_CHOICES = ", ".join(FORMAT_NAMES)
+
+
+def parse_target(value: str) -> tuple[str, str]:
+    """``html=out/report.html`` -> ``("html", "out/report.html")``, or BadInput saying why not."""
+    fmt, sep, path = value.partition("=")
+    fmt = fmt.strip().lower()
+    if not sep or not fmt or not path:
+        raise BadInput(f"--report {value!r}: expected FORMAT=FILE, e.g. html=report.html")
+    if fmt not in FORMAT_NAMES:
+        raise BadInput(f"--report {value!r}: unknown format {fmt!r}; use one of {_CHOICES}")
+    check_writable(path)
+    return fmt, path
+
+
+def check_writable(path: str) -> None:
+    """Refuse a report file that cannot be written, before any work is done."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise BadInput(f"cannot write report {path}: it is a folder; name a file")
+    if not folder.is_dir():
+        raise BadInput(f"cannot write report {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise BadInput(f"cannot write report {path}: permission denied")
+
+
+def _targets(ctx, param, values: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [parse_target(value) for value in values]
+
+
+report_option = click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    metavar="FORMAT=FILE",
+    callback=_targets,
+    help=f"When the run ends, write its report ({_CHOICES}) to FILE; repeatable.",
+)
+
+
+def format_for(fmt: str | None, output: str | None) -> str:
+    """``--format``, else what the output file's suffix says, else JSON."""
+    if fmt:
+        return fmt
+    if output:
+        return SUFFIXES.get(Path(output).suffix.lower(), "json")
+    return "json"
+
+
+def write_run_reports(db_url: str, run_id: str, targets: list[tuple[str, str]]) -> None:
+    """Write each ``(format, path)`` report of a finished run."""
+    if targets:
+        from dtf.reporting.formats import write_reports
+
+        write_reports(db_url, run_id, targets)
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMAT_NAMES),
+    help="junit (XML), json (every stored field), markdown (for a PR comment or step summary) "
+    "or html (one self-contained page). Default: from -o's suffix, else json.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+def report(run_id, fmt, output) -> None:
+    """Print or write a run's report (the latest run when RUN is omitted)."""
+    from dtf.cli import _prepare_read, _resolve_run
+    from dtf.config import load_settings
+    from dtf.db.session import session_scope
+    from dtf.reporting.formats import render, write_text
+    from dtf.reporting.model import load_report
+
+    fmt = format_for(fmt, output)
+    if output:
+        check_writable(output)
+    settings = load_settings()
+    _prepare_read(settings)
+    with session_scope(settings.database_url) as session:
+        text = render(load_report(session, _resolve_run(session, run_id)), fmt)
+    if output:
+        write_text(output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+results = click.Command(
+    "results",
+    callback=report.callback,
+    params=report.params,
+    help="Same as `dtf report` (the name earlier versions used).",
+)
