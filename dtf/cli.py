@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from dtf.cli_recovery import recovery as recovery_command
 from dtf.cli_report import report, report_option, results, write_run_reports
 from dtf.config import Settings, load_settings, redact
 from dtf.errors import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, BadInput, DtfError
@@ -439,6 +440,7 @@ cli.add_command(workers)
 cli.add_command(report)
 cli.add_command(results)
 cli.add_command(plugins_command)
+cli.add_command(recovery_command)
 
 
 @cli.command("stop-workers")

@@ -12,7 +12,10 @@ from dtf.db.session import session_scope
 from dtf.errors import InfrastructureError
 from dtf.summary import RunSummary, summarize
 
-ORDER = ("passed", "failed", "error", "crashed", "timed_out", "skipped", "xfailed", "xpassed")
+ORDER = (
+    "passed", "failed", "error", "crashed", "timed_out", "out_of_memory", "infra_error",
+    "flaky", "skipped", "xfailed", "xpassed",
+)  # fmt: skip
 
 
 def counts_line(summary: RunSummary) -> str:

@@ -92,7 +92,12 @@ class Requirements(_Model):
 
 
 class RetryPolicy(_Model):
-    """How often, and how long apart, a failed task is retried."""
+    """Recovery budget of each test (or batch) of a task, and the base of its back-off.
+
+    ``max_retries``: recoveries one test or batch may get (retries, reassignments) before
+    it ends as an infrastructure error or as crashed; ``retry_delay_seconds`` is added to
+    the exponential back-off of a retry in place. See docs/recovery.md.
+    """
 
     max_retries: Annotated[int, Field(ge=0)] = 3
     retry_delay_seconds: _NonNegativeFloat = 0.0
@@ -155,6 +160,11 @@ class TestTask(_TaskBase):
     #: what stays in one batch: a module unless too long ("module"), a whole file
     #: ("file", xdist's loadfile), a class or module scope ("scope", loadscope), nothing
     grouping: Literal["module", "file", "scope", "none"] = "module"
+    #: reruns of a failed test; one that passes on a rerun is reported flaky (off: 0)
+    reruns: Annotated[int, Field(ge=0, le=10)] = 0
+    #: address-space limit of the pytest child in MiB; a test that exceeds it is
+    #: reported out_of_memory and the worker goes on (None: no limit)
+    memory_limit_mb: Annotated[float, Field(ge=64)] | None = None
     #: no batch is expected to run longer than this (seconds)
     max_batch_seconds: _PositiveFloat | None = None
     #: cut the tests into this many batches of equal expected duration instead
@@ -218,6 +228,8 @@ class RunSpec(_Model):
     #: where workers find the test code: "path" (the same path on every machine)
     #: or "bundle" (the project directory packed and fetched by each worker)
     code: Literal["path", "bundle"] = "path"
+    #: recoveries the whole run may spend before it gives up on what is left
+    retry_budget: Annotated[int, Field(ge=0)] = 50
     #: plugins the submitting CLI loads for this run, each ``module`` or ``module:attr``
     plugins: list[_PluginTarget] = Field(default_factory=list)
 

@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 from dtf.db.models import Batch, Run, RunTask, TestItem, TestResult
 from dtf.errors import EXIT_INFRASTRUCTURE, EXIT_PASSED, EXIT_TEST_FAILURES
 
-FAILING_OUTCOMES = ("failed", "error", "crashed", "timed_out")
+FAILING_OUTCOMES = ("failed", "error", "crashed", "timed_out", "out_of_memory")
+#: a test recovery gave up on (docs/recovery.md): the run ends as ``error``, exit 3
+INFRA_OUTCOMES = ("infra_error",)
 TERMINAL_RUN_STATES = ("passed", "failed", "error")
 
 
@@ -39,7 +41,7 @@ class RunSummary:
 
     def verdict(self) -> str:
         """The status the run ends with: ``error`` beats ``failed`` beats ``passed``."""
-        if self.broken or self.error:
+        if self.broken or self.error or any(self.counts.get(o) for o in INFRA_OUTCOMES):
             return "error"
         return "failed" if self.failing else "passed"
 
@@ -58,7 +60,7 @@ def summarize(session: Session, run_id: str) -> RunSummary:
     counts = dict(
         session.execute(
             select(TestResult.outcome, func.count())
-            .filter_by(run_id=run_id)
+            .filter_by(run_id=run_id, superseded=False)
             .group_by(TestResult.outcome)
         ).all()
     )
@@ -95,7 +97,11 @@ def failures(session: Session, run_id: str, limit: int = 50) -> list[TestResult]
     return list(
         session.scalars(
             select(TestResult)
-            .filter(TestResult.run_id == run_id, TestResult.outcome.in_(FAILING_OUTCOMES))
+            .filter(
+                TestResult.run_id == run_id,
+                TestResult.outcome.in_(FAILING_OUTCOMES + INFRA_OUTCOMES),
+                TestResult.superseded.is_(False),
+            )
             .order_by(TestResult.id)
             .limit(limit)
         )

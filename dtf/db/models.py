@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -105,6 +106,8 @@ class Batch(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: Celery options of the batch's message (chord, group), to send it again (recovery)
+    dispatch: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     attempts: Mapped[list[Attempt]] = relationship(order_by="Attempt.number")
 
@@ -119,8 +122,10 @@ class Attempt(Base):
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     number: Mapped[int]
     worker: Mapped[str | None] = mapped_column(String(255))
-    #: running -> completed | broken
+    #: running -> completed | broken | retried | lost (its worker died)
     status: Mapped[str] = mapped_column(String(16), default="running")
+    #: the infrastructure failure that ended it (see dtf.recovery.classes)
+    failure_class: Mapped[str | None] = mapped_column(String(32))
     children: Mapped[int] = mapped_column(default=0)
     #: efficiency: child start-up and collection, time inside tests
     startup_s: Mapped[float | None] = mapped_column(Float)
@@ -149,6 +154,8 @@ class TestItem(Base):
     requirements: Mapped[dict[str, Any]] = mapped_column(default=dict)
     outcome: Mapped[str | None] = mapped_column(String(16))
     duration: Mapped[float | None] = mapped_column(Float)
+    #: recoveries spent on this test (its retry budget is the task's retry_policy)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class TestResult(Base):
@@ -156,13 +163,19 @@ class TestResult(Base):
 
     __test__ = False
     __tablename__ = "test_results"
-    # A redelivered batch cannot count a test twice.
-    __table_args__ = (UniqueConstraint("item_id", "when"),)
+    # A redelivered batch cannot count a test twice: one row per (test, attempt, phase).
+    __table_args__ = (
+        UniqueConstraint("item_id", "attempt", "when", name="uq_test_results_item_attempt_when"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("test_items.id", ondelete="CASCADE"))
     attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id", ondelete="SET NULL"))
+    #: the test's attempt: 1, then 2.. for reruns of a failed test (``reruns: N``)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    #: an earlier attempt of a rerun test: kept for history, not counted
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False)
     nodeid: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(16), index=True)
     when: Mapped[str] = mapped_column(String(16))
@@ -193,6 +206,9 @@ class Worker(Base):
     heartbeat_interval: Mapped[float] = mapped_column(Float, default=10.0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    #: set by recovery (level 4) when the worker keeps breaking: it takes no more work
+    quarantined_at: Mapped[datetime | None]
+    quarantine_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Bundle(Base):
@@ -236,3 +252,63 @@ class IntegrationOutcome(Base):
     #: where its result can be seen (a comment, a status, a test run), if anywhere
     url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecoveryStat(Base):
+    """The performance table: how a recovery strategy has done against a failure class."""
+
+    __tablename__ = "recovery_stats"
+
+    failure_class: Mapped[str] = mapped_column(String(32), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    #: sums over attempts: seconds to recover, CPU seconds, memory (MiB x seconds)
+    recover_s: Mapped[float] = mapped_column(Float, default=0.0)
+    cpu_s: Mapped[float] = mapped_column(Float, default=0.0)
+    memory_mib_s: Mapped[float] = mapped_column(Float, default=0.0)
+    #: tests the recoveries were for, and how many of them ended with a result of their own
+    tests_affected: Mapped[int] = mapped_column(Integer, default=0)
+    tests_recovered: Mapped[int] = mapped_column(Integer, default=0)
+    #: the latest outcomes, newest last (1 success, 0 failure), for the stability score
+    recent: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecoveryEvent(Base):
+    """One recovery: what failed, where, the strategy chosen and how it ended."""
+
+    __tablename__ = "recovery_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    nodeid: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    failure_class: Mapped[str] = mapped_column(String(32))
+    level: Mapped[int] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(64))
+    #: started -> succeeded | failed
+    status: Mapped[str] = mapped_column(String(16), default="started")
+    detail: Mapped[str | None] = mapped_column(Text)
+    tests: Mapped[int] = mapped_column(Integer, default=0)
+    recover_s: Mapped[float | None] = mapped_column(Float)
+    cpu_s: Mapped[float | None] = mapped_column(Float)
+    memory_mib_s: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class FlakyTest(Base):
+    """A test that failed and then passed on a rerun, per suite and test id."""
+
+    __test__ = False
+    __tablename__ = "flaky_tests"
+
+    suite: Mapped[str] = mapped_column(Text, primary_key=True)
+    nodeid: Mapped[str] = mapped_column(Text, primary_key=True)
+    times: Mapped[int] = mapped_column(Integer, default=0)
+    last_run_id: Mapped[str | None] = mapped_column(String(36))
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+

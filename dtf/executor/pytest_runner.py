@@ -24,6 +24,8 @@ caller must also never import the code under test: forked children start with it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -42,6 +44,7 @@ from dtf.executor import warm
 from dtf.executor.lifetime import die_with_parent
 from dtf.executor.records import TestRecord, bounded
 from dtf.executor.warm import Child
+from dtf.recovery import classes as fc
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,61 @@ class BatchOutcome:
     exit_codes: list[int]
     startup_s: float = 0.0
     start_methods: list[str] = field(default_factory=list)
+    #: ids left without a record because recovery moves them elsewhere (``defer``)
+    deferred: list[str] = field(default_factory=list)
+    #: infrastructure failures met inside the batch (crash, hang, oom, env_broken)
+    incidents: int = 0
+
+
+@dataclass
+class Incident:
+    """An infrastructure failure inside a batch, for the recovery policy to decide on.
+
+    ``nodeid`` is the culprit (the test in flight), None when unknown; ``nodeids`` are
+    the tests concerned: the culprit alone, or the ids the failure left without a result.
+    ``retries`` is how often the culprit was already retried in this batch.
+    """
+
+    failure_class: str
+    nodeid: str | None
+    nodeids: list[str]
+    detail: str
+    retries: int = 0
+
+
+@dataclass
+class Decision:
+    """What to do about an incident.
+
+    ``action``: ``retry`` (the culprit again, after ``delay`` seconds; in a spawned
+    interpreter when ``spawn``; with its timeout times ``timeout_factor``), ``isolate``
+    (report the culprit as crashed / timed_out / out_of_memory and go on), ``bisect``
+    (run each half of ``nodeids`` in a child of its own), ``report`` (what the runner
+    says without recovery: error records naming the failure), ``defer`` (no record:
+    the caller moves them elsewhere), ``give_up`` (infra_error records).
+    """
+
+    action: str
+    strategy: str = ""
+    delay: float = 0.0
+    spawn: bool = False
+    timeout_factor: float = 1.0
+    token: object = None
+
+
+class RecoveryHooks:
+    """The runner's default: isolate a known culprit, report everything else (no policy).
+
+    :mod:`dtf.tasks.execute` passes one backed by the recovery policy and its table.
+    """
+
+    def decide(self, incident: Incident) -> Decision:
+        if incident.nodeid is not None and incident.failure_class in fc.TEST_CLASSES:
+            return Decision("isolate")
+        return Decision("report")
+
+    def resolved(self, decision: Decision, ok: bool) -> None:
+        """Called once per decision when its outcome is known."""
 
 
 def run_pytest_batch(
@@ -90,67 +148,294 @@ def run_pytest_batch(
     python: str = sys.executable,
     poll_interval: float = 0.05,
     start_method: str | None = None,
+    recovery: RecoveryHooks | None = None,
+    memory_limit_mb: float | None = None,
+    reruns: int = 0,
 ) -> BatchOutcome:
     """Run ``nodeids`` (relative to ``rootdir``) and call ``on_record`` for each result.
 
     ``on_record`` is called from the calling thread as each result arrives. Every id gets at
     least one record: its pytest results, or one runner-made record (when="run") saying it
-    crashed, timed out, or never ran (outcome "error"). ``env`` is merged over os.environ.
-    Returns once no id is left to run; each child started runs at least one test or is the
-    last one, so this ends after at most len(nodeids) children. ``start_method``: "fork",
-    "spawn" or None for the default (see the module docstring).
+    crashed, timed out, ran out of memory, or never ran (outcome "error") -- unless
+    ``recovery`` defers it (``BatchOutcome.deferred``). ``env`` is merged over os.environ.
+    ``recovery`` decides what happens when a child crashes, hangs or runs out of memory
+    (default: the culprit is isolated, see :class:`RecoveryHooks`). ``memory_limit_mb``
+    caps each child's address space (RLIMIT_AS). ``reruns``: a test that failed runs again
+    up to that many times; one that then passes is reported ``flaky`` (attempt 2..).
+    ``start_method``: "fork", "spawn" or None for the default (see the module docstring).
     """
     if test_timeout <= 0:
         raise ValueError(f"test_timeout must be positive, got {test_timeout}")
-    method = _resolve_start_method(start_method, python)
-    rootdir = Path(rootdir).resolve()
-    counts: Counter[str] = Counter()
-
-    def emit(record: TestRecord) -> None:
-        counts[record.outcome] += 1
-        on_record(record)
-
-    pending = list(dict.fromkeys(nodeids))
-    pending = _drop_missing_files(pending, rootdir, emit)
-    child_env = {**os.environ, **(env or {})}
-    exit_codes: list[int] = []
-    methods: list[str] = []
-    startup_s = 0.0
-    with tempfile.TemporaryDirectory(prefix="dtf-batch-") as tmp:
-        while pending:
-            workdir = Path(tmp) / f"child-{len(exit_codes) + 1}"
-            workdir.mkdir()
-            child = _ChildRun(pending, rootdir, workdir, python, extra_args, child_env)
-            child_method = _method_for_child(method, env, rootdir)
-            result = child.run(child_method, test_timeout, poll_interval, emit)
-            if not exit_codes:
-                startup_s = result.startup_s
-            exit_codes.append(result.exit_code)
-            methods.append(result.method)
-            for nodeid in pending:
-                if nodeid in result.started and nodeid not in result.reported:
-                    emit(_not_run(nodeid, result))
-            # Ids that started are never retried, so every new child makes progress.
-            left = [n for n in pending if n not in result.started]
-            if result.restart and left:
-                pending = left
-                continue
-            for nodeid in left:
-                emit(_not_run(nodeid, result))
-            pending = []
-    logger.debug(
-        "batch of %d ids: %d children (%s), start-up %.3fs",
-        len(nodeids),
-        len(exit_codes),
-        ", ".join(methods),
-        startup_s,
+    batch = _BatchRun(
+        rootdir=Path(rootdir).resolve(),
+        method=_resolve_start_method(start_method, python),
+        python=python,
+        extra_args=extra_args,
+        env=env,
+        test_timeout=test_timeout,
+        poll_interval=poll_interval,
+        on_record=on_record,
+        recovery=recovery or RecoveryHooks(),
+        memory_limit_mb=memory_limit_mb,
     )
-    return BatchOutcome(
-        counts=dict(counts),
-        children=len(exit_codes),
-        exit_codes=exit_codes,
-        startup_s=startup_s,
-        start_methods=methods,
+    return batch.run(list(dict.fromkeys(nodeids)), reruns)
+
+
+@dataclass
+class _Unit:
+    """Ids that one child runs, and how."""
+
+    nodeids: list[str]
+    spawn: bool = False
+    timeout_factor: float = 1.0
+    attempt: int = 1
+    #: the decision this unit carries out, resolved when the unit has run
+    decision: Decision | None = None
+
+
+class _BatchRun:
+    """The children of one batch, and what recovery decides when one of them breaks."""
+
+    def __init__(self, *, rootdir, method, python, extra_args, env, test_timeout,
+                 poll_interval, on_record, recovery, memory_limit_mb) -> None:  # fmt: skip
+        self.rootdir = rootdir
+        self.method = method
+        self.python = python
+        self.extra_args = extra_args
+        self.env = env
+        self.child_env = {**os.environ, **(env or {})}
+        self.test_timeout = test_timeout
+        self.poll_interval = poll_interval
+        self.on_record = on_record
+        self.recovery = recovery
+        self.memory_limit_mb = memory_limit_mb
+        self.counts: Counter[str] = Counter()
+        self.exit_codes: list[int] = []
+        self.methods: list[str] = []
+        self.startup_s = 0.0
+        self.deferred: list[str] = []
+        self.incidents = 0
+        self.retries: Counter[str] = Counter()
+        self.failed_once: dict[str, int] = {}  # rerun candidates: nodeid -> attempt
+
+    def emit(self, record: TestRecord) -> None:
+        self.counts[record.outcome] += 1
+        self.on_record(record)
+
+    def run(self, nodeids: list[str], reruns: int) -> BatchOutcome:
+        pending = _drop_missing_files(nodeids, self.rootdir, self.emit)
+        units = [_Unit(pending)] if pending else []
+        with tempfile.TemporaryDirectory(prefix="dtf-batch-") as tmp:
+            self.tmp = Path(tmp)
+            self._drain_units(units)
+            for attempt in range(2, reruns + 2):
+                again = [n for n, a in self.failed_once.items() if a == attempt - 1]
+                if not again:
+                    break
+                self._drain_units([_Unit(again, attempt=attempt)])
+        logger.debug(
+            "batch of %d ids: %d children (%s), start-up %.3fs",
+            len(nodeids),
+            len(self.exit_codes),
+            ", ".join(self.methods),
+            self.startup_s,
+        )
+        return BatchOutcome(
+            counts=dict(self.counts),
+            children=len(self.exit_codes),
+            exit_codes=self.exit_codes,
+            startup_s=self.startup_s,
+            start_methods=self.methods,
+            deferred=self.deferred,
+            incidents=self.incidents,
+        )
+
+    def _drain_units(self, units: list[_Unit]) -> None:
+        while units:
+            unit = units.pop(0)
+            units[:0] = self._run_unit(unit)
+
+    def _run_unit(self, unit: _Unit) -> list[_Unit]:
+        """Run one child over ``unit``; returns the units that must run next."""
+        workdir = self.tmp / f"child-{len(self.exit_codes) + 1}"
+        workdir.mkdir()
+        child = _ChildRun(
+            unit.nodeids, self.rootdir, workdir, self.python, self.extra_args, self.child_env,
+            memory_limit_mb=self.memory_limit_mb,
+        )  # fmt: skip
+        method = "spawn" if unit.spawn else _method_for_child(self.method, self.env, self.rootdir)
+        memory_errors: dict[str, TestRecord] = {}
+
+        def emit(record: TestRecord) -> None:
+            if unit.attempt > 1:
+                record = _as_rerun(record, unit.attempt)
+            if (
+                self.memory_limit_mb
+                and record.outcome in ("failed", "error")
+                and fc.is_memory_error(record.longrepr)
+            ):
+                memory_errors[record.nodeid] = record  # decided on below, not a test failure
+                return
+            if unit.attempt <= 1 and record.outcome in ("failed", "error"):
+                self.failed_once.setdefault(record.nodeid, 1)
+            elif unit.attempt > 1 and record.outcome in ("failed", "error"):
+                self.failed_once[record.nodeid] = unit.attempt
+            self.emit(record)
+
+        timeout = self.test_timeout * unit.timeout_factor
+        result = child.run(method, timeout, self.poll_interval, emit)
+        if not self.exit_codes:
+            self.startup_s = result.startup_s
+        self.exit_codes.append(result.exit_code)
+        self.methods.append(result.method)
+        follow: list[_Unit] = []
+        culprit = result.culprit
+        if culprit is not None:
+            follow += self._on_culprit(culprit, result, timeout)
+        for nodeid, record in memory_errors.items():
+            detail = record.longrepr or ""
+            incident = Incident(fc.OOM, nodeid, [nodeid], detail, self.retries[nodeid])
+            follow += self._incident(incident, result, timeout, isolated=_isolated(record, fc.OOM))
+        if unit.decision is not None:
+            broke_again = culprit in unit.nodeids or bool(set(memory_errors) & set(unit.nodeids))
+            self.recovery.resolved(unit.decision, not broke_again)
+        for nodeid in unit.nodeids:
+            if nodeid in result.started and nodeid not in result.reported and nodeid != culprit:
+                self.emit(_not_run(nodeid, result))
+        # Ids that started are never run again by this child's successors, so every
+        # new child makes progress.
+        left = [n for n in unit.nodeids if n not in result.started]
+        if not left:
+            return follow
+        if result.restart:
+            return [*follow, _Unit(left, attempt=unit.attempt)]
+        return [*follow, *self._on_rest(left, result, unit)]
+
+    def _on_culprit(self, nodeid: str, result: _ChildResult, timeout: float) -> list[_Unit]:
+        if result.killed_for == "timeout":
+            failure = fc.HANG
+        else:
+            failure = fc.classify_child_exit(
+                result.exit_code,
+                _tail(result.stderr_path),
+                killed_by_us=bool(result.killed_for),
+                memory_limited=bool(self.memory_limit_mb),
+            )
+        detail = result.culprit_detail
+        record = TestRecord(
+            nodeid=nodeid,
+            outcome=fc.ISOLATED_OUTCOME[failure],
+            when="run",
+            duration=result.culprit_duration,
+            longrepr=bounded(detail),
+        )
+        incident = Incident(failure, nodeid, [nodeid], detail, self.retries[nodeid])
+        return self._incident(incident, result, timeout, isolated=record)
+
+    def _incident(
+        self, incident: Incident, result: _ChildResult, timeout: float, *, isolated: TestRecord
+    ) -> list[_Unit]:
+        self.incidents += 1
+        decision = self.recovery.decide(incident)
+        nodeid = incident.nodeid
+        if decision.action == "retry" and nodeid is not None:
+            self.retries[nodeid] += 1
+            if decision.delay > 0:
+                time.sleep(decision.delay)
+            return [
+                _Unit(
+                    [nodeid],
+                    spawn=decision.spawn,
+                    timeout_factor=decision.timeout_factor,
+                    decision=decision,
+                )
+            ]
+        if decision.action == "defer":
+            self.deferred.append(nodeid)
+        elif decision.action == "give_up":
+            self.emit(_infra_error(nodeid, incident.detail))
+        else:  # isolate (and anything a hook got wrong: never lose the result)
+            self.emit(isolated)
+        self.recovery.resolved(decision, True)
+        return []
+
+    def _on_rest(self, left: list[str], result: _ChildResult, unit: _Unit) -> list[_Unit]:
+        """The child ended with ids not started and no culprit: collection errors on this
+        worker (env_broken), or a crash outside any test (culprit unknown)."""
+        broken_env = [n for n in left if result.collect_error_of(n) is not None]
+        rest = [n for n in left if n not in broken_env]
+        follow: list[_Unit] = []
+        if broken_env:
+            self.incidents += 1
+            detail = "\n".join(dict.fromkeys(result.not_run_reason(n) for n in broken_env))
+            decision = self.recovery.decide(
+                Incident(fc.ENV_BROKEN, None, broken_env, bounded(detail) or "")
+            )
+            self._settle(broken_env, decision, result)
+        # pytest's own exit codes are 0..5; anything else, or a signal, is a crash.
+        crashed_outside = result.exit_code < 0 or result.exit_code > 5
+        if rest and crashed_outside and not result.killed_for:
+            failure = fc.classify_child_exit(
+                result.exit_code,
+                _tail(result.stderr_path),
+                killed_by_us=False,
+                memory_limited=bool(self.memory_limit_mb),
+            )
+            self.incidents += 1
+            decision = self.recovery.decide(
+                Incident(failure, None, rest, bounded(result.reason) or "")
+            )
+            if decision.action != "bisect":
+                self._settle(rest, decision, result)
+                return follow
+            self.recovery.resolved(decision, True)
+            if len(rest) > 1:
+                half = len(rest) // 2
+                return [
+                    *follow,
+                    _Unit(rest[:half], attempt=unit.attempt),
+                    _Unit(rest[half:], attempt=unit.attempt),
+                ]
+            self.emit(
+                TestRecord(
+                    nodeid=rest[0],
+                    outcome=fc.ISOLATED_OUTCOME[failure],
+                    when="run",
+                    longrepr=bounded(f"isolated by bisecting: {result.reason}"),
+                )
+            )
+            return follow
+        for nodeid in rest:
+            self.emit(_not_run(nodeid, result))
+        return follow
+
+    def _settle(self, nodeids: list[str], decision: Decision, result: _ChildResult) -> None:
+        for nodeid in nodeids:
+            if decision.action == "defer":
+                self.deferred.append(nodeid)
+            elif decision.action == "give_up":
+                self.emit(_infra_error(nodeid, result.not_run_reason(nodeid)))
+            else:
+                self.emit(_not_run(nodeid, result))
+        self.recovery.resolved(decision, decision.action != "give_up")
+
+
+def _as_rerun(record: TestRecord, attempt: int) -> TestRecord:
+    """A record of a rerun: attempt ``attempt``; a pass after failing is ``flaky``."""
+    outcome = "flaky" if record.outcome == "passed" and record.when != "teardown" else None
+    return dataclasses.replace(record, attempt=attempt, outcome=outcome or record.outcome)
+
+
+def _isolated(record: TestRecord, failure: str) -> TestRecord:
+    return dataclasses.replace(record, outcome=fc.ISOLATED_OUTCOME[failure], when="run")
+
+
+def _infra_error(nodeid: str | None, detail: str) -> TestRecord:
+    return TestRecord(
+        nodeid=nodeid or "",
+        outcome="infra_error",
+        when="run",
+        longrepr=bounded(f"recovery gave up on this test (level 5, critical): {detail}"),
     )
 
 
@@ -244,16 +529,31 @@ class _ChildResult:
     reported: set[str] = field(default_factory=set)
     collect_errors: dict[str, str] = field(default_factory=dict)
     reason: str = ""
+    #: "timeout" | "stall" when the runner killed the child, else ""
+    killed_for: str = ""
+    #: the test in flight when the child died or was killed, and what happened to it
+    culprit: str | None = None
+    culprit_detail: str = ""
+    culprit_duration: float = 0.0
+    stderr_path: Path | None = None
 
-    def not_run_reason(self, nodeid: str) -> str:
-        """Why ``nodeid`` has no result: its module's collection error if known."""
-        for collector, longrepr in self.collect_errors.items():
+    def collect_error_of(self, nodeid: str) -> str | None:
+        """The collector whose collection error covers ``nodeid``, if any."""
+        for collector in self.collect_errors:
             if (
                 nodeid == collector
                 or nodeid.startswith(collector + "::")
                 or (collector and nodeid.startswith(collector.rstrip("/") + "/"))
             ):
-                return f"collection of {collector} failed on this worker:\n{longrepr}"
+                return collector
+        return None
+
+    def not_run_reason(self, nodeid: str) -> str:
+        """Why ``nodeid`` has no result: its module's collection error if known."""
+        collector = self.collect_error_of(nodeid)
+        if collector is not None:
+            longrepr = self.collect_errors[collector]
+            return f"collection of {collector} failed on this worker:\n{longrepr}"
         if nodeid in self.started:
             return f"test started but pytest reported no result for it; {self.reason}"
         return f"test did not run; {self.reason}"
@@ -270,7 +570,10 @@ class _ChildRun:
         python: str,
         extra_args: Sequence[str],
         env: dict[str, str],
+        *,
+        memory_limit_mb: float | None = None,
     ) -> None:
+        self.memory_limit_mb = memory_limit_mb
         self.nodeids = nodeids
         self.wanted = set(nodeids)
         self.select = workdir / "select.jsonl"
@@ -297,7 +600,7 @@ class _ChildRun:
         self.cmd = [python, "-m", "pytest", "-p", "dtf.pytest_plugin", *self.pytest_args]
         self.rootdir = rootdir
         self.env = env
-        self.result = _ChildResult(exit_code=0, restart=False)
+        self.result = _ChildResult(exit_code=0, restart=False, stderr_path=self.stderr)
         self.in_flight: str | None = None
         self.starts = 0
         self.test_started = 0.0
@@ -338,6 +641,7 @@ class _ChildRun:
                     env=self.env,
                     stdout=self.stdout,
                     stderr=self.stderr,
+                    memory_limit_mb=self.memory_limit_mb,
                 )
             except OSError as exc:  # e.g. EAGAIN/ENOMEM from fork itself
                 _warn_once("fork-failed", "could not fork a pytest child, spawning: %s", exc)
@@ -351,7 +655,7 @@ class _ChildRun:
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=functools.partial(_child_setup, self.memory_limit_mb),
             )
 
     def _watch(
@@ -412,31 +716,20 @@ class _ChildRun:
     ) -> _ChildResult:
         result = self.result
         result.exit_code = code
+        result.killed_for = killed_for
         nodeid = self.in_flight
         elapsed = time.monotonic() - self.test_started
-        if nodeid is not None and killed_for == "timeout":
-            emit(
-                TestRecord(
-                    nodeid=nodeid,
-                    outcome="timed_out",
-                    when="run",
-                    duration=elapsed,
-                    longrepr=f"test exceeded its timeout of {test_timeout:g}s",
+        if nodeid is not None:
+            # The batch decides what becomes of it (recovery); nothing is emitted here.
+            result.culprit = nodeid
+            result.culprit_duration = elapsed
+            if killed_for == "timeout":
+                result.culprit_detail = f"test exceeded its timeout of {test_timeout:g}s"
+            else:
+                result.culprit_detail = (
+                    f"pytest child {_describe_exit(code)} while this test was "
+                    f"running\n--- stderr (tail) ---\n{_tail(self.stderr)}"
                 )
-            )
-        elif nodeid is not None:
-            emit(
-                TestRecord(
-                    nodeid=nodeid,
-                    outcome="crashed",
-                    when="run",
-                    duration=elapsed,
-                    longrepr=bounded(
-                        f"pytest child {_describe_exit(code)} while this test was "
-                        f"running\n--- stderr (tail) ---\n{_tail(self.stderr)}"
-                    ),
-                )
-            )
         if nodeid is not None:
             result.reported.add(nodeid)
             result.restart = True
@@ -541,6 +834,12 @@ def _kill_group(proc: Child, sig: int) -> None:
                 os.kill(proc.pid, sig)
     except PermissionError:
         pass
+
+
+def _child_setup(memory_limit_mb: float | None) -> None:
+    """``preexec_fn`` of a spawned child: die with the worker, cap the address space."""
+    die_with_parent()
+    warm.limit_memory(memory_limit_mb)
 
 
 def _describe_exit(code: int) -> str:

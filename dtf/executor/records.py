@@ -14,6 +14,11 @@ OUTCOMES: tuple[str, ...] = (
     "error",
     "crashed",
     "timed_out",
+    # recovery (docs/recovery.md): the child hit its memory limit; a test given up on at
+    # level 5 (an infrastructure error, not a test failure); failed, then passed on a rerun
+    "out_of_memory",
+    "infra_error",
+    "flaky",
 )
 WHENS: tuple[str, ...] = ("setup", "call", "teardown", "collect", "run")
 MAX_TEXT_BYTES = 64 * 1024
@@ -58,6 +63,8 @@ class TestRecord:
     longrepr: str | None = None
     stdout: str | None = None
     stderr: str | None = None
+    #: 1, then 2.. for the reruns of a failed test
+    attempt: int = 1
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

@@ -241,11 +241,13 @@ def fork_pytest(
     env: Mapping[str, str],
     stdout: Path,
     stderr: Path,
+    memory_limit_mb: float | None = None,
 ) -> ForkedChild:
     """Fork this process and run ``pytest.main(args, plugins)`` in the fork.
 
     ``env`` replaces os.environ in the child; ``stdout``/``stderr`` are truncated and
-    receive fds 1 and 2. The caller must have checked :func:`fork_unsafe_reason`.
+    receive fds 1 and 2; ``memory_limit_mb`` caps the child's address space (see
+    :func:`limit_memory`). The caller must have checked :func:`fork_unsafe_reason`.
     """
     warm_up()
     args = list(args)
@@ -274,6 +276,7 @@ def fork_pytest(
         # Session and output first: whatever fails later is reported in the stderr file.
         os.setsid()
         _redirect_stdio(stdout, stderr)
+        limit_memory(memory_limit_mb)
         code = _child_main(parent, args, plugins, rootdir, env)
     except SystemExit as exc:
         code = _exit_code(exc)
@@ -287,6 +290,23 @@ def fork_pytest(
             sys.stderr.flush()
         os._exit(code)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def limit_memory(memory_limit_mb: float | None) -> None:
+    """Cap this process's address space (RLIMIT_AS) at ``memory_limit_mb`` MiB, if given.
+
+    An allocation past it fails (``MemoryError`` in Python) instead of the kernel's OOM
+    killer taking the worker; the runner reports the test as out_of_memory.
+    """
+    if not memory_limit_mb:
+        return
+    import resource
+
+    limit = int(memory_limit_mb * 1024 * 1024)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def _child_main(

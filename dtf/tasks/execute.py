@@ -1,7 +1,10 @@
 """Header tasks of a run's chord: ``execute_batch`` and ``execute_command``.
 
-Both never raise: a batch that broke returns a result saying so, so that the
-chord's ``finalize_run`` always runs.
+Neither lets an exception escape: a batch that broke is recovered (docs/recovery.md) by
+Celery's own ``retry`` (same queue, another worker's queue, another hardware kind) or
+``replace`` (two smaller batches), which keep the task's place in the chord, or it is
+given up on at level 5 and returns a result saying so. Either way the chord's
+``finalize_run`` runs exactly once.
 """
 
 from __future__ import annotations
@@ -10,18 +13,26 @@ import logging
 import os
 from pathlib import Path
 
-from celery import shared_task
+from celery import group, shared_task
+from celery.exceptions import Retry
 
 from dtf.config import load_settings
 from dtf.db.models import Run, RunTask, utcnow
 from dtf.db.session import session_scope
 from dtf.executor.command_runner import run_command
-from dtf.executor.exclusive import takes_a_worker_slot
 from dtf.executor.pytest_runner import run_pytest_batch
-from dtf.plugins import worker as plugin_hooks
+from dtf.recovery import classes as fc
+from dtf.recovery import engine
+from dtf.recovery.resources import ResourceMeter
 from dtf.tasks import store
 
 logger = logging.getLogger(__name__)
+
+#: How long a batch keeps retrying a database that stopped answering before it hands
+#: the batch to recovery (its results are buffered meanwhile).
+DB_OUTAGE_PATIENCE_S = 120.0
+#: Celery retries of a batch that cannot reach the database to record even its start.
+DB_START_RETRIES = 20
 
 
 def code_dir(db_url: str, bundle: str | None, workdir: str) -> Path:
@@ -33,47 +44,181 @@ def code_dir(db_url: str, bundle: str | None, workdir: str) -> Path:
     return fetch(db_url, bundle, load_settings().home / "bundles") / workdir
 
 
-@shared_task(bind=True, name="dtf.execute_batch")
-@takes_a_worker_slot
+class BatchFailure(Exception):
+    """A classified infrastructure failure of a whole batch."""
+
+    def __init__(self, failure_class: str, detail: str) -> None:
+        super().__init__(detail)
+        self.failure_class = failure_class
+        self.detail = detail
+
+
+def _dispatch_options(request) -> dict:
+    """The parts of this delivery's Celery request needed to send it again (reconciler)."""
+    return {
+        "chord": request.chord,
+        "group_id": request.group,
+        "group_index": request.group_index,
+        "root_id": request.root_id,
+        "parent_id": request.parent_id,
+        "time_limit": (request.timelimit or (None, None))[0],
+        "soft_time_limit": (request.timelimit or (None, None))[1],
+    }
+
+
+@shared_task(bind=True, name="dtf.execute_batch", max_retries=None)
 def execute_batch(self, batch_id: str) -> dict:
     """Run one batch of tests in a pytest child process, storing each result as it comes."""
     db_url = load_settings().database_url
     worker = self.request.hostname
+    meter = ResourceMeter()
     try:
-        work = store.start_attempt(db_url, batch_id, worker)
+        work = store.start_attempt(db_url, batch_id, worker, _dispatch_options(self.request))
     except Exception as exc:
+        if fc.classify_exception(exc) == fc.DB_UNREACHABLE and self.request.retries < (
+            DB_START_RETRIES
+        ):
+            logger.warning("batch %s: database unreachable, retrying: %s", batch_id, exc)
+            raise self.retry(countdown=min(30, 1 + self.request.retries)) from None
         logger.exception("batch %s could not start", batch_id)
         return _broken(db_url, batch_id, None, exc)
-    test_s = 0.0
-
-    def on_record(record) -> None:
-        nonlocal test_s
-        test_s += record.duration
-        if store.record_result(db_url, work, record, worker):
-            plugin_hooks.test_finished(record, run_id=work.run_id, batch_id=batch_id, worker=worker)
-
+    if work is None:
+        return {"batch_id": batch_id, "status": "done", "duplicate": True}
     try:
-        outcome = run_pytest_batch(
-            list(work.items),
-            code_dir(db_url, work.bundle, work.workdir),
-            test_timeout=work.test_timeout,
-            extra_args=work.pytest_args + plugin_hooks.pytest_args(batch_id, work),
-            on_record=on_record,
-        )
+        if work.interrupted:
+            _on_redelivery(self, db_url, work, worker)
+        return _run(self, db_url, work, worker, meter)
+    except BatchFailure as failure:
+        return _recover(self, db_url, work, worker, failure.failure_class, failure.detail)
+    except Retry:
+        raise
     except Exception as exc:
         logger.exception("batch %s broke", batch_id)
-        return _broken(db_url, batch_id, work.attempt_id, exc)
+        detail = f"{type(exc).__name__}: {exc}"
+        return _recover(self, db_url, work, worker, fc.classify_exception(exc), detail)
+
+
+def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceMeter) -> dict:
+    try:
+        root = code_dir(db_url, work.bundle, work.workdir)
+    except Exception as exc:
+        raise BatchFailure(fc.BUNDLE_UNAVAILABLE, f"{type(exc).__name__}: {exc}") from exc
+    writer = store.ResultWriter(db_url, work, worker)
+    outcome = run_pytest_batch(
+        list(work.items),
+        root,
+        test_timeout=work.test_timeout,
+        extra_args=work.pytest_args,
+        on_record=writer.write,
+        recovery=engine.TestRecovery(db_url, work, worker),
+        memory_limit_mb=work.memory_limit_mb,
+        reruns=work.reruns,
+    )
+    writer.close(DB_OUTAGE_PATIENCE_S)
+    if outcome.deferred:
+        raise BatchFailure(
+            fc.ENV_BROKEN,
+            f"{len(outcome.deferred)} tests' modules failed to import on {worker} "
+            f"(they collected at planning), e.g. {outcome.deferred[0]}",
+        )
     store.finish_attempt(
         db_url,
-        batch_id,
+        work.batch_id,
         work.attempt_id,
         status="completed",
         children=outcome.children,
         exit_codes=outcome.exit_codes,
         startup_s=getattr(outcome, "startup_s", None),
-        test_s=test_s,
+        test_s=writer.test_s,
     )
-    return {"batch_id": batch_id, "status": "done", "counts": outcome.counts}
+    engine.close_batch_events(db_url, work.batch_id, True, meter.stop())
+    return {"batch_id": work.batch_id, "status": "done", "counts": outcome.counts}
+
+
+def _on_redelivery(task, db_url: str, work: store.BatchWork, worker: str) -> None:
+    """Celery delivered the batch again because the worker of an earlier attempt died."""
+    lost = work.interrupted[-1]
+    with session_scope(db_url) as session:
+        from dtf.recovery.table import open_events
+
+        already = [e for e in open_events(session, work.batch_id) if e.nodeid is None]
+    if already:
+        return  # the reconciler saw it first and sent this delivery
+    plan = engine.plan_batch_recovery(
+        db_url,
+        work,
+        fc.WORKER_LOST,
+        f"worker {lost} died during attempt {len(work.interrupted)} (Celery redelivered)",
+        failed_worker=lost,
+        live=_live(db_url),
+    )
+    if plan.strategy == "retry_in_place" or (
+        plan.strategy in ("reassign_worker", "quarantine_worker") and worker != lost
+    ):
+        if plan.strategy == "quarantine_worker":
+            engine.quarantine(db_url, lost, f"lost during batch {work.batch_id}")
+        return  # this delivery is the retry: go on here
+    _execute_plan(task, db_url, work, worker, plan, fc.WORKER_LOST)
+
+
+def _recover(task, db_url: str, work, worker: str, failure_class: str, detail: str) -> dict:
+    try:
+        plan = engine.plan_batch_recovery(
+            db_url, work, failure_class, detail, failed_worker=worker, live=_live(db_url)
+        )
+        return _execute_plan(task, db_url, work, worker, plan, failure_class)
+    except Retry:
+        raise
+    except Exception as exc:
+        logger.exception("recovery of batch %s failed", work.batch_id)
+        return _broken(db_url, work.batch_id, work.attempt_id, exc)
+
+
+def _execute_plan(task, db_url: str, work, worker: str, plan, failure_class: str) -> dict:
+    """Carry a batch-level strategy out; raises Celery's Retry/Ignore for a retry/replace."""
+    logger.warning(
+        "batch %s: %s -> %s (%s)", work.batch_id, failure_class, plan.strategy, plan.reason
+    )
+    if plan.strategy == "give_up":
+        given_up = store.give_up(db_url, work.batch_id, work.attempt_id, plan.reason)
+        engine.finish(db_url, plan.event_id, False, None)
+        engine.tb.fire(
+            "dtf_task_failed",
+            task={"run_id": work.run_id, "batch_id": work.batch_id, "tests": given_up,
+                  "failure_class": failure_class, "reason": plan.reason},
+        )  # fmt: skip
+        return {"batch_id": work.batch_id, "status": "broken", "error": plan.reason}
+    store.end_attempt_for_retry(db_url, work.attempt_id, failure_class, plan.reason)
+    if plan.strategy == "quarantine_worker":
+        engine.quarantine(db_url, worker, f"{failure_class}: {plan.reason}")
+    if plan.strategy == "retry_smaller_batch":
+        halves = store.split_batch(db_url, work.batch_id)
+        raise task.replace(group(_half(task, *half) for half in halves))
+    queue = plan.queue or work.queue
+    if queue != work.queue:
+        engine.move_batch(db_url, work.batch_id, queue, plan.hardware)
+    raise task.retry(queue=queue, countdown=plan.delay)
+
+
+def _half(task, batch_id: str, queue: str, time_limit: float):
+    from dtf.scheduling.canvas import BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT
+
+    hard = min(time_limit + BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT)
+    priority = (task.request.delivery_info or {}).get("priority")
+    return execute_batch.si(batch_id).set(
+        task_id=batch_id, queue=queue, time_limit=hard, soft_time_limit=hard - 30,
+        priority=priority,
+    )  # fmt: skip
+
+
+def _live(db_url: str) -> list:
+    from dtf.submission import live_workers
+
+    try:
+        return live_workers(db_url)
+    except Exception:
+        logger.exception("could not read the live workers")
+        return []
 
 
 def _broken(db_url: str, batch_id: str, attempt_id: int | None, exc: Exception) -> dict:

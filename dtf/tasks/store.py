@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dtf.db.models import Attempt, Batch, Run, RunTask, TestItem, TestResult, utcnow
+from dtf.db.models import (
+    Attempt,
+    Batch,
+    FlakyTest,
+    Run,
+    RunTask,
+    TestItem,
+    TestResult,
+    utcnow,
+)
 from dtf.db.session import session_scope
 from dtf.executor.records import TestRecord
 
@@ -23,19 +33,50 @@ class BatchWork:
     test_timeout: float
     pytest_args: list[str]
     items: dict[str, int]  # nodeid -> item id, in run order, only items without a result
+    batch_id: str = ""
+    queue: str = ""
+    hardware: str | None = None
+    suite: str | None = None
+    #: the task's retry_policy (per test and batch) and the run's retry_budget
+    max_retries: int = 3
+    retry_delay_s: float = 0.0
+    run_budget: int = 50
+    reruns: int = 0
+    memory_limit_mb: float | None = None
+    #: acceptable hardware kinds of the tests left, most preferred first
+    hardware_kinds: list[str] = field(default_factory=list)
+    #: earlier attempts that never finished: their worker died (hostnames)
+    interrupted: list[str] = field(default_factory=list)
 
 
-def start_attempt(db_url: str, batch_id: str, worker: str | None) -> BatchWork:
+def start_attempt(
+    db_url: str, batch_id: str, worker: str | None, dispatch: dict[str, Any] | None = None
+) -> BatchWork | None:
     """Record a new attempt and return the batch's items that still have no result.
 
     A redelivered batch (its worker died) only runs what the dead attempt did
-    not finish, so no test is counted twice.
+    not finish, so no test is counted twice; earlier attempts still marked running
+    become ``lost`` (``BatchWork.interrupted``). None when the batch is already
+    accounted for (done, broken or split): a duplicate delivery runs nothing.
+    ``dispatch``: the Celery options of this delivery, kept to send it again.
     """
     with session_scope(db_url) as session:
         batch = session.get(Batch, batch_id)
         if batch is None:
             raise LookupError(f"batch {batch_id} is not in the database")
+        if batch.status in ("done", "broken", "split"):
+            return None
         task = session.get(RunTask, batch.task_id)
+        run = session.get(Run, batch.run_id)
+        interrupted = list(
+            session.scalars(select(Attempt).filter_by(batch_id=batch_id, status="running"))
+        )
+        for old in interrupted:
+            old.status = "lost"
+            old.failure_class = "worker_lost"
+            old.finished_at = utcnow()
+        if dispatch is not None:
+            batch.dispatch = dispatch
         number = (
             session.scalar(select(func.count()).select_from(Attempt).filter_by(batch_id=batch_id))
             or 0
@@ -47,20 +88,41 @@ def start_attempt(db_url: str, batch_id: str, worker: str | None) -> BatchWork:
         batch.started_at = batch.started_at or now
         _mark_run_started(session, batch.run_id, now)
         pending = session.execute(
-            select(TestItem.nodeid, TestItem.id)
+            select(TestItem.nodeid, TestItem.id, TestItem.requirements)
             .filter_by(batch_id=batch_id, outcome=None)
             .order_by(TestItem.id)
         ).all()
         session.flush()
+        policy = task.spec.get("retry_policy") or {}
         return BatchWork(
             run_id=batch.run_id,
             attempt_id=attempt.id,
             workdir=task.workdir,
-            bundle=session.get(Run, batch.run_id).bundle,
+            bundle=run.bundle,
             test_timeout=batch.test_timeout or task.timeout,
             pytest_args=list(task.spec.get("pytest_args") or []),
-            items=dict(pending),
+            items={nodeid: item_id for nodeid, item_id, _ in pending},
+            batch_id=batch_id,
+            queue=batch.queue,
+            hardware=batch.hardware,
+            suite=task.suite,
+            max_retries=int(policy.get("max_retries", 3)),
+            retry_delay_s=float(policy.get("retry_delay_seconds") or 0.0),
+            run_budget=int((run.spec or {}).get("retry_budget", 50)),
+            reruns=int(task.spec.get("reruns") or 0),
+            memory_limit_mb=task.spec.get("memory_limit_mb"),
+            hardware_kinds=_common_kinds([r or {} for _, _, r in pending]),
+            interrupted=[old.worker or "?" for old in interrupted],
         )
+
+
+def _common_kinds(requirements: list[dict]) -> list[str]:
+    """Hardware kinds every one of the tests accepts, in the first test's order."""
+    kinds: list[str] | None = None
+    for req in requirements:
+        own = list(req.get("hardware") or ["cpu"])
+        kinds = own if kinds is None else [k for k in kinds if k in own]
+    return kinds or []
 
 
 def _mark_run_started(session, run_id: str, now) -> None:
@@ -92,6 +154,7 @@ def result_row(
         stdout=record.stdout,
         stderr=record.stderr,
         worker=worker,
+        attempt=record.attempt,
     )
 
 
@@ -102,6 +165,15 @@ def record_result(db_url: str, work: BatchWork, record: TestRecord, worker: str 
         return False
     try:
         with session_scope(db_url) as session:
+            if record.attempt > 1:
+                # A rerun: the earlier attempts stay as history, no longer counted.
+                session.execute(
+                    update(TestResult)
+                    .where(TestResult.item_id == item_id, TestResult.attempt < record.attempt)
+                    .values(superseded=True)
+                )
+            if record.outcome == "flaky" and work.suite:
+                _count_flaky(session, work.suite, record.nodeid, work.run_id)
             session.add(
                 result_row(
                     record,
@@ -160,3 +232,175 @@ def mark_batch_broken(db_url: str, batch_id: str, error: str) -> None:
             batch.status = "broken"
             batch.error = error
             batch.finished_at = utcnow()
+
+
+def _count_flaky(session, suite: str, nodeid: str, run_id: str) -> None:
+    row = session.get(FlakyTest, (suite, nodeid))
+    if row is None:
+        row = FlakyTest(suite=suite, nodeid=nodeid, times=0)
+        session.add(row)
+    row.times += 1
+    row.last_run_id = run_id
+    row.last_seen_at = utcnow()
+
+
+def give_up(db_url: str, batch_id: str, attempt_id: int | None, reason: str) -> list[str]:
+    """Level 5: every item of the batch without a result ends as ``infra_error``; the
+    batch is broken (the run ends as ``error``, exit 3). Returns the ids given up on."""
+    with session_scope(db_url) as session:
+        batch = session.get(Batch, batch_id)
+        pending = list(session.scalars(select(TestItem).filter_by(batch_id=batch_id, outcome=None)))
+        longrepr = f"recovery gave up on this test (level 5, critical): {reason}"
+        for item in pending:
+            record = TestRecord(nodeid=item.nodeid, outcome="infra_error", when="run",
+                                longrepr=longrepr[:60000])  # fmt: skip
+            session.add(result_row(record, run_id=batch.run_id, item_id=item.id,
+                                   attempt_id=attempt_id))  # fmt: skip
+            item.outcome = "infra_error"
+        now = utcnow()
+        if attempt_id is not None:
+            attempt = session.get(Attempt, attempt_id)
+            if attempt is not None and attempt.status == "running":
+                attempt.status = "broken"
+                attempt.error = reason
+                attempt.finished_at = now
+        batch.status = "broken"
+        batch.error = f"recovery gave up (level 5): {reason}"[:4000]
+        batch.finished_at = now
+        return [item.nodeid for item in pending]
+
+
+def end_attempt_for_retry(db_url: str, attempt_id: int, failure_class: str, error: str) -> None:
+    """Close an attempt that recovery moves elsewhere (the batch stays open)."""
+    with session_scope(db_url) as session:
+        attempt = session.get(Attempt, attempt_id)
+        if attempt is None:
+            return
+        attempt.status = "retried"
+        attempt.failure_class = failure_class
+        attempt.error = error[:4000]
+        attempt.finished_at = utcnow()
+        batch = session.get(Batch, attempt.batch_id)
+        if batch is not None and batch.status == "running":
+            batch.status = "pending"
+
+
+def split_batch(db_url: str, batch_id: str) -> list[tuple[str, str, float]]:
+    """Level 2: cut what is left of a batch into two new batches; the old one is ``split``.
+
+    Returns (batch id, queue, time limit) of each half.
+    """
+    import uuid
+
+    with session_scope(db_url) as session:
+        batch = session.get(Batch, batch_id)
+        items = list(
+            session.scalars(
+                select(TestItem).filter_by(batch_id=batch_id, outcome=None).order_by(TestItem.id)
+            )
+        )
+        half = max(1, len(items) // 2)
+        halves = []
+        for position, part in enumerate((items[:half], items[half:])):
+            if not part:
+                continue
+            new = Batch(
+                id=uuid.uuid4().hex,
+                run_id=batch.run_id,
+                task_id=batch.task_id,
+                position=batch.position * 10 + position + 1,
+                queue=batch.queue,
+                size=len(part),
+                test_timeout=batch.test_timeout,
+                hardware=batch.hardware,
+                estimated_s=(batch.estimated_s or 0.0) * len(part) / max(1, len(items)),
+            )
+            session.add(new)
+            session.flush()
+            for item in part:
+                item.batch_id = new.id
+            timeout = batch.test_timeout or session.get(RunTask, batch.task_id).timeout
+            halves.append((new.id, new.queue, timeout * len(part)))
+        batch.status = "split"
+        batch.finished_at = utcnow()
+        return halves
+
+
+class ResultWriter:
+    """Stores results as they come; while the database does not answer they are buffered
+    and written, in order, once it does (``close`` waits for that a bounded time)."""
+
+    def __init__(self, db_url: str, work: BatchWork, worker: str | None) -> None:
+        self.db_url = db_url
+        self.work = work
+        self.worker = worker
+        self.buffer: list[TestRecord] = []
+        self.test_s = 0.0
+        self.outage_started: float | None = None
+        self.outage_error = ""
+
+    def write(self, record: TestRecord) -> None:
+        self.test_s += record.duration
+        self.buffer.append(record)
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write what is buffered; False while the database is unreachable."""
+        import logging
+        import time
+
+        from dtf.recovery import classes as fc
+
+        while self.buffer:
+            try:
+                record_result(self.db_url, self.work, self.buffer[0], self.worker)
+            except Exception as exc:
+                if fc.classify_exception(exc) != fc.DB_UNREACHABLE:
+                    raise
+                if self.outage_started is None:
+                    logging.getLogger(__name__).warning(
+                        "database unreachable, buffering results: %s", exc
+                    )
+                    self.outage_started = time.monotonic()
+                self.outage_error = str(exc)
+                return False
+            self.buffer.pop(0)
+        if self.outage_started is not None:
+            self._record_outage(time.monotonic() - self.outage_started)
+            self.outage_started = None
+        return True
+
+    def close(self, patience_s: float) -> None:
+        """Flush, retrying with back-off for up to ``patience_s``; raise if still failing."""
+        import time
+
+        from dtf.errors import InfrastructureError
+
+        deadline = time.monotonic() + patience_s
+        delay = 0.25
+        while not self.flush():
+            if time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"database unreachable for {patience_s:g}s with "
+                    f"{len(self.buffer)} results buffered: {self.outage_error}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _record_outage(self, seconds: float) -> None:
+        """The database came back: a recovery of class db_unreachable that worked."""
+        from dtf.recovery import table as tb
+        from dtf.recovery.resources import Cost
+
+        with session_scope(self.db_url) as session:
+            event = tb.start_event(
+                session,
+                run_id=self.work.run_id,
+                failure_class="db_unreachable",
+                strategy="retry_in_place",
+                batch_id=self.work.batch_id or None,
+                nodeid="(results buffered)",
+                worker=self.worker,
+                detail=f"results buffered for {seconds:.1f}s: {self.outage_error}",
+            )
+            tb.finish_event(session, event, succeeded=True, cost=Cost(seconds, 0.0, 0.0))
