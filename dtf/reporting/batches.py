@@ -18,7 +18,10 @@ def batch_efficiency(session: Session, run_id: str) -> list[dict[str, Any]]:
     ).all()
     attempts: dict[str, list[Attempt]] = {}
     for attempt in session.scalars(
-        select(Attempt).where(Attempt.batch_id.in_([b.id for b in batches])).order_by(Attempt.id)
+        select(Attempt)
+        .join(Batch, Attempt.batch_id == Batch.id)
+        .where(Batch.run_id == run_id)
+        .order_by(Attempt.id)
     ):
         attempts.setdefault(attempt.batch_id, []).append(attempt)
     rows = []

@@ -14,13 +14,22 @@ from html import escape
 
 from dtf.executor.records import bounded
 from dtf.reporting.charts import bar_chart, stacked_chart
-from dtf.reporting.model import OUTCOME_ORDER, Group, RunReport, TestEntry, outcome_rank
+from dtf.reporting.model import (
+    NO_WORKER,
+    OUTCOME_ORDER,
+    Group,
+    RunReport,
+    TestEntry,
+    outcome_rank,
+)
 from dtf.reporting.text import counts_text, error_excerpt, label, seconds
 
 Section = Callable[[RunReport], str]
 
 #: Bytes of a test's error and output kept in the page (head and tail of longer texts).
 TEXT_BYTES = 16 * 1024
+#: Failures shown with their error; the test table below has every one.
+FAILURE_BLOCKS = 100
 #: Bars in the module chart; the rest are summed into one.
 MODULE_BARS = 20
 
@@ -143,7 +152,7 @@ def summary(report: RunReport) -> str:
         ("finished", escape(_when(report.finished_at))),
         ("wall time", escape(seconds(report.wall_s))),
         ("time in tests", escape(seconds(report.test_s))),
-        ("workers", escape(", ".join(g.name for g in report.by_worker) or "-")),
+        ("workers", escape(", ".join(g.name for g in report.by_worker if g.name != NO_WORKER))),
     ]
     for key, value in report.ci.items():
         if key == "build_url" and value.startswith(("https://", "http://")):
@@ -169,7 +178,7 @@ def failures(report: RunReport) -> str:
     if not found and not commands:
         return ""
     blocks = []
-    for test, result in found:
+    for test, result in found[:FAILURE_BLOCKS]:
         if result is None:
             what, text = "not run", "its batch never finished"
         else:
@@ -182,6 +191,12 @@ def failures(report: RunReport) -> str:
             f'<span class="muted">{escape(what)} · {escape(test.hardware)} · '
             f"{escape(test.worker or '-')}</span></div><pre>{escape(excerpt)}</pre></div>"
         )
+    left_out = len(found) - len(blocks)
+    if left_out > 0:
+        blocks.append(
+            f'<p class="muted" id="failures-left-out">... and {left_out} more failures: '
+            '<a href="#outcome=failing">show every failing test</a> in the table below</p>'
+        )
     for command in commands:
         tail = "\n".join((command.output or "").strip().splitlines()[-8:])
         blocks.append(
@@ -190,7 +205,8 @@ def failures(report: RunReport) -> str:
             f"exit code {escape(str(command.exit_code))}</span></div>"
             f"<pre>{escape(tail)}</pre></div>"
         )
-    return f'<section id="failures"><h2>Failures ({len(blocks)})</h2>{"".join(blocks)}</section>'
+    total = len(found) + len(commands)
+    return f'<section id="failures"><h2>Failures ({total})</h2>{"".join(blocks)}</section>'
 
 
 def _duration_rows(groups: Sequence[Group], bars: int) -> list[tuple[str, float]]:
@@ -249,7 +265,7 @@ def flaky(report: RunReport) -> str:
     rows = "".join(
         f"<tr><td><code>{escape(t.nodeid)}</code></td><td>{escape(t.hardware)}</td>"
         f"<td>{escape(t.worker or '-')}</td>"
-        f"{_num(max([r.attempt for r in t.results + t.earlier], default=1))}</tr>"
+        f"{_num(t.attempts if t.attempts > 1 else '-')}</tr>"
         for t in report.flaky
     )
     return (

@@ -130,9 +130,9 @@ def flaky(report: RunReport, items: int) -> str:
         return ""
     lines = []
     for test in report.flaky[:items]:
-        attempts = max([r.attempt for r in test.results + test.earlier], default=1)
         where = " · ".join(x for x in (test.hardware, test.worker) if x)
-        lines.append(f"- {code(test.nodeid)} · {where} · passed on attempt {attempts}")
+        passed = f" · passed on attempt {test.attempts}" if test.attempts > 1 else ""
+        lines.append(f"- {code(test.nodeid)} · {where}{passed}")
     body = "\n".join(lines)
     left_out = more(len(report.flaky) - len(lines), "flaky tests")
     return f"### Flaky ({len(report.flaky)})\n\n{body}{left_out}"

@@ -79,6 +79,11 @@ class TestEntry:
         return any(r.failing for r in self.results) or is_failing(self.outcome)
 
     @property
+    def attempts(self) -> int:
+        """How many times it ran (a rerun test more than once)."""
+        return max([r.attempt for r in self.results + self.earlier], default=1)
+
+    @property
     def error(self) -> str | None:
         """The text of its first failing result, else of any result that has one."""
         texts = [r.longrepr for r in self.results if r.failing and r.longrepr]
@@ -236,7 +241,8 @@ def load_report(session: Session, run_id: str) -> RunReport:
     attempts: dict[str, list[dict]] = defaultdict(list)
     for attempt in session.scalars(
         select(Attempt)
-        .where(Attempt.batch_id.in_([b["id"] for b in batches]))
+        .join(Batch, Attempt.batch_id == Batch.id)
+        .where(Batch.run_id == run_id)
         .order_by(Attempt.batch_id, Attempt.number)
     ):
         attempts[attempt.batch_id].append(row_dict(attempt))

@@ -218,6 +218,15 @@ def test_html_is_self_contained_and_escapes_what_tests_print():
     assert len(re.findall(r'<tr data-outcome="', page)) == len(report.tests)
 
 
+def test_html_shows_the_first_failures_and_links_the_rest_in_the_table():
+    page = render_html(_many_failures(150))
+
+    assert "<h2>Failures (150)</h2>" in page
+    assert page.count('<div class="failure">') == 100
+    assert '... and 50 more failures: <a href="#outcome=failing">' in page
+    assert len(re.findall(r'<tr data-outcome="failed"', page)) == 150
+
+
 def test_an_html_section_is_one_function():
     def matrix(report: RunReport) -> str:
         return f'<section id="matrix">{len(report.tests)} tests</section>'

@@ -152,7 +152,7 @@ def test_superseded_attempts_are_kept_apart_and_not_counted():
     assert test.outcome == "flaky"
     assert [(r.outcome, r.attempt) for r in test.results] == [("passed", 2)]
     assert [(r.outcome, r.attempt) for r in test.earlier] == [("failed", 1)]
-    assert (test.failing, test.duration, test.retries) == (False, 1.0, 1)
+    assert (test.failing, test.duration, test.retries, test.attempts) == (False, 1.0, 1, 2)
 
 
 def test_an_unknown_run_is_a_lookup_error(session):
