@@ -24,7 +24,7 @@ WORKER_SETUP_GROUP = "dtf.worker"
 def create_app() -> Celery:
     """Build the app from the settings module named by ``DTF_CELERY_CONFIG``."""
     embedded_broker.register()
-    app = Celery("dtf", include=["dtf.tasks.execute", "dtf.tasks.finalize"])
+    app = Celery("dtf", include=["dtf.tasks.execute", "dtf.tasks.finalize", "dtf.tasks.benchmark"])
     app.config_from_object(os.environ.get("DTF_CELERY_CONFIG", "celeryconfig"))
     app.conf.task_queues = [Queue(name, routing_key=name) for name in DEFAULT_WORKER_QUEUES]
     return app

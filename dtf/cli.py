@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from dtf.cli_benchmarks import baseline, matrix
 from dtf.cli_recovery import recovery as recovery_command
 from dtf.cli_report import report, report_option, results, write_run_reports
 from dtf.config import Settings, load_settings, redact
@@ -437,6 +438,8 @@ def _resolve_run(session, run_id: str | None) -> str:
 
 
 cli.add_command(workers)
+cli.add_command(baseline)
+cli.add_command(matrix)
 cli.add_command(report)
 cli.add_command(results)
 cli.add_command(plugins_command)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from dtf.benchmarking.summary import benchmarks_part
 from dtf.db.session import session_scope
 from dtf.errors import InfrastructureError
 from dtf.summary import RunSummary, summarize
@@ -27,6 +28,8 @@ def counts_line(summary: RunSummary) -> str:
     commands = [c for c in summary.commands if c.status not in ("pending", "running")]
     if summary.commands:
         parts.append(f"{len(commands)}/{len(summary.commands)} commands")
+    if summary.benchmarks is not None:
+        parts.append(benchmarks_part(summary.benchmarks))
     return ", ".join(parts) or "waiting for workers"
 
 

@@ -24,6 +24,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 HARDWARE_KINDS: tuple[str, ...] = ("cpu", "cuda", "rocm", "mps", "webgpu", "webnn")
@@ -103,18 +104,67 @@ class RetryPolicy(_Model):
     retry_delay_seconds: _NonNegativeFloat = 0.0
 
 
+#: Built-in benchmark runtimes; anything else must be a user's ``module:function``.
+BENCHMARK_RUNTIMES: tuple[str, ...] = ("pytorch", "onnxruntime")
+_CALLABLE_RUNTIME = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_InputShape = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+
+
 class BenchmarkConfig(_Model):
-    """What to benchmark; unknown keys are kept for the benchmark runner."""
+    """What to benchmark and how (docs/benchmarks.md).
+
+    Unknown keys are kept so that older task files parse; the planner refuses
+    them (except the legacy ``input_shape``), so a typo never goes unnoticed.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    model: str
+    model: _NonEmptyStr
+    #: "pytorch", "onnxruntime" or a user's callable "module:function"
     runtime: str = "pytorch"
-    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1])
+    batch_sizes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = Field(
+        default_factory=lambda: [1]
+    )
+    #: text models: tokens per input; one measurement per length
     sequence_lengths: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    #: other models: the shape of one input, batch dimension left out
+    input_shapes: list[_InputShape] = Field(default_factory=list)
     precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
     iterations: Annotated[int, Field(ge=1)] = 100
     warmup: Annotated[int, Field(ge=0)] = 10
+    #: a regression against the baseline fails the run (exit 1)
+    fail_on_regression: bool = False
+    #: the smallest slowdown of the median that counts as a regression (0.05: 5%)
+    regression_threshold: Annotated[float, Field(gt=0, le=10)] = 0.05
+    #: hardware kinds without a live worker are recorded as not run instead of refusing the run
+    skip_missing_hardware: bool = False
+    #: passed to the runtime: a callable gets them all; pytorch/onnxruntime read "threads"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("runtime")
+    @classmethod
+    def _check_runtime(cls, value: str) -> str:
+        if value in BENCHMARK_RUNTIMES or _CALLABLE_RUNTIME.match(value):
+            return value
+        raise ValueError(
+            f"unknown runtime {value!r}: use {', '.join(BENCHMARK_RUNTIMES)} "
+            "or a callable as 'module:function'"
+        )
+
+    @model_validator(mode="after")
+    def _one_kind_of_shape(self) -> BenchmarkConfig:
+        if self.sequence_lengths and self.input_shapes:
+            raise ValueError("give sequence_lengths or input_shapes, not both")
+        return self
+
+    def shapes(self) -> list[list[int]]:
+        """One entry per measured input shape; ``[]`` lets the runtime choose."""
+        if self.sequence_lengths:
+            return [[length] for length in self.sequence_lengths]
+        if self.input_shapes:
+            return [list(shape) for shape in self.input_shapes]
+        legacy = (self.model_extra or {}).get("input_shape")
+        return [list(legacy)] if isinstance(legacy, list) and legacy else [[]]
 
 
 class _TaskBase(_Model):
@@ -204,10 +254,17 @@ class CommandTask(_TaskBase):
 
 
 class BenchmarkTask(_TaskBase):
-    """Benchmark a model; validated now, executed by a later component."""
+    """Benchmark a model on each hardware kind of ``requirements.hardware``.
+
+    Every (hardware kind, batch size) becomes one job on that kind's queue; the
+    timeout (``timeout_seconds``) applies to each job, model load included.
+    """
 
     type: Literal["benchmark"] = "benchmark"
     config: BenchmarkConfig
+    #: where the benchmark runs (a callable runtime's module, relative model paths are found
+    #: there), relative to where dtf is invoked; default that directory
+    workdir: str | None = None
 
 
 Task = Annotated[TestTask | CommandTask | BenchmarkTask, Field(discriminator="type")]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from dtf.benchmarking.store import store_planned_jobs
 from dtf.config import Settings, redact
 from dtf.db.models import Batch, Run, RunTask, TestItem
 from dtf.db.session import session_scope
@@ -127,6 +128,8 @@ def store_plan(
                 headers.append(
                     HeaderTask("command", str(task.id), tp.queue, tp.priority, tp.timeout)
                 )
+            if tp.spec.type == "benchmark":
+                headers += store_planned_jobs(session, run_id, task, tp)
             for record in tp.collection_errors:
                 item = TestItem(
                     run_id=run_id,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dtf.benchmarking.summary import BenchmarkProgress, benchmark_progress
 from dtf.db.models import Batch, Run, RunTask, TestItem, TestResult
 from dtf.errors import EXIT_INFRASTRUCTURE, EXIT_PASSED, EXIT_TEST_FAILURES
 
@@ -29,6 +30,7 @@ class RunSummary:
     broken: list[str] = field(default_factory=list)  # one line per batch/task that could not run
     error: str | None = None
     open_queues: set[str] = field(default_factory=set)  # queues with work not finished yet
+    benchmarks: BenchmarkProgress | None = None  # None: the run has no benchmark task
 
     @property
     def done(self) -> bool:
@@ -37,7 +39,8 @@ class RunSummary:
     @property
     def failing(self) -> int:
         tests = sum(self.counts.get(o, 0) for o in FAILING_OUTCOMES)
-        return tests + sum(1 for c in self.commands if c.status == "timed_out" or c.exit_code)
+        commands = sum(1 for c in self.commands if c.status == "timed_out" or c.exit_code)
+        return tests + commands + (self.benchmarks.failing if self.benchmarks else 0)
 
     def verdict(self) -> str:
         """The status the run ends with: ``error`` beats ``failed`` beats ``passed``."""
@@ -79,8 +82,13 @@ def summarize(session: Session, run_id: str) -> RunSummary:
             )
         )
     ) | {c.queue for c in commands if c.status in ("pending", "running")}
+    benchmarks = benchmark_progress(session, run_id)
+    if benchmarks is not None:
+        broken += benchmarks.broken
+        open_queues |= benchmarks.open_queues
     return RunSummary(
         run_id=run_id,
+        benchmarks=benchmarks,
         open_queues=open_queues,
         status=run.status,
         total=total,

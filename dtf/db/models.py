@@ -312,3 +312,75 @@ class FlakyTest(Base):
     last_run_id: Mapped[str | None] = mapped_column(String(36))
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+
+
+class BenchmarkResult(Base):
+    """One measurement of a benchmark: a model on a hardware kind, batch size, shape, precision.
+
+    Rows are made when the run is planned (``pending``); the job that measures
+    them (one Celery task per hardware kind and batch size, ``job``) fills them in.
+    """
+
+    __tablename__ = "benchmark_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("run_tasks.id", ondelete="CASCADE"))
+    #: the Celery task id of the job measuring this row (shared by its shapes)
+    job: Mapped[str] = mapped_column(String(36), index=True)
+    model: Mapped[str] = mapped_column(String(255), index=True)
+    runtime: Mapped[str] = mapped_column(String(255))
+    hardware: Mapped[str] = mapped_column(String(32))
+    queue: Mapped[str] = mapped_column(String(255))
+    batch_size: Mapped[int]
+    #: "128" (a sequence length), "3x224x224" (an input shape) or "" (the runtime's default)
+    shape: Mapped[str] = mapped_column(String(64), default="")
+    precision: Mapped[str] = mapped_column(String(8))
+    warmup: Mapped[int]
+    iterations: Mapped[int]
+    #: pending -> running -> done | failed | broken | skipped
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    device: Mapped[str | None] = mapped_column(String(255))
+    #: seconds per measured iteration, in the order they ran
+    samples: Mapped[list[Any]] = mapped_column(default=list)
+    latency_mean_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p50_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p90_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p99_ms: Mapped[float | None] = mapped_column(Float)
+    #: items (batch size x iterations) per second of measured time
+    throughput: Mapped[float | None] = mapped_column(Float)
+    load_s: Mapped[float | None] = mapped_column(Float)
+    peak_rss_mb: Mapped[float | None] = mapped_column(Float)
+    peak_gpu_mb: Mapped[float | None] = mapped_column(Float)
+    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: against the baseline when measured: regression | improvement | unchanged | inconclusive
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    comparison: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: a regression of this row fails the run (the task's ``fail_on_regression``)
+    gate: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class BenchmarkBaseline(Base):
+    """The result a configuration is compared with: set by ``dtf baseline set RUN``."""
+
+    __tablename__ = "benchmark_baselines"
+    __table_args__ = (
+        UniqueConstraint("model", "runtime", "hardware", "batch_size", "shape", "precision"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(255))
+    runtime: Mapped[str] = mapped_column(String(255))
+    hardware: Mapped[str] = mapped_column(String(32))
+    batch_size: Mapped[int]
+    shape: Mapped[str] = mapped_column(String(64))
+    precision: Mapped[str] = mapped_column(String(8))
+    result_id: Mapped[int] = mapped_column(
+        ForeignKey("benchmark_results.id", ondelete="CASCADE"), index=True
+    )
+    run_id: Mapped[str] = mapped_column(String(36))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -21,7 +21,7 @@ BATCH_OVERHEAD_S = 120.0
 class HeaderTask:
     """One header entry: a batch of tests, or a command task."""
 
-    kind: str  # "batch" | "command"
+    kind: str  # "batch" | "command" | "benchmark" (key: the job id)
     key: str  # the batch id, or the run task id of a command
     queue: str
     priority: int
@@ -49,6 +49,10 @@ def header_signature(entry: HeaderTask, run_id: str = "", label: str = "") -> Si
         return execute_batch.si(entry.key, **kwargs).set(
             task_id=entry.key, kwargsrepr=repr(kwargs), **options
         )
+    if entry.kind == "benchmark":
+        from dtf.tasks.benchmark import execute_benchmark
+
+        return execute_benchmark.si(entry.key).set(task_id=entry.key, **options)
     return execute_command.si(int(entry.key)).set(kwargsrepr="{}", **options)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dtf.benchmarking.plan import PlannedJob, check_benchmark, plan_jobs, route_jobs
 from dtf.config import worker_queue
 from dtf.errors import BadInput, InfrastructureError
 from dtf.executor.collect import CollectedItem, CollectionFailed
@@ -48,7 +49,7 @@ class TaskPlan:
     """One task of the run, ready to be stored and sent."""
 
     position: int
-    spec: TestTask | CommandTask
+    spec: TestTask | CommandTask | BenchmarkTask
     workdir: Path
     timeout: float
     priority: int
@@ -58,6 +59,8 @@ class TaskPlan:
     items: list[PlannedItem] = field(default_factory=list)
     collection_errors: list[TestRecord] = field(default_factory=list)
     batches: list[PlannedBatch] = field(default_factory=list)
+    #: benchmark tasks: one job per (hardware kind, batch size)
+    jobs: list[PlannedJob] = field(default_factory=list)
 
 
 @dataclass
@@ -72,15 +75,13 @@ class Plan:
 
 def collect_run(spec: RunSpec, *, cwd: Path, cache_dir: Path) -> Plan:
     """Collect every test task once (or reuse the cached collection); nothing is routed yet."""
-    unsupported = [i for i, t in enumerate(spec.tasks) if isinstance(t, BenchmarkTask)]
-    if unsupported:
-        raise BadInput(
-            f"tasks[{unsupported[0]}]: benchmark tasks are not supported yet; "
-            "remove it or run it as a 'command' task"
-        )
+    for position, task in enumerate(spec.tasks):
+        if isinstance(task, BenchmarkTask):
+            check_benchmark(position, task)
     tasks = [_collect_task(i, t, cwd, cache_dir) for i, t in enumerate(spec.tasks)]
     plan = Plan(spec=spec, tasks=tasks)
-    if not any(isinstance(t.spec, CommandTask) for t in plan.tasks) and plan.test_count == 0:
+    runs_more = any(isinstance(t.spec, (CommandTask, BenchmarkTask)) for t in plan.tasks)
+    if not runs_more and plan.test_count == 0:
         paths = ", ".join(p for t in plan.tasks for p in t.spec.paths)
         raise BadInput(f"no tests collected from {paths}; check the paths, -k and -m")
     return plan
@@ -101,6 +102,10 @@ def route_run(plan: Plan, workers: Sequence[LiveWorker], histories: Histories = 
             if isinstance(task.spec, CommandTask):
                 task.queue = choose_queue(task.requirements, workers)
                 continue
+            if isinstance(task.spec, BenchmarkTask):
+                route_jobs(task.spec, task.requirements, task.jobs, workers)
+                task.queue = next((job.queue for job in task.jobs if job.queue), "")
+                continue
             _route_tests(task, workers, histories)
         except Unroutable as exc:
             raise InfrastructureError(
@@ -116,7 +121,7 @@ def _which(task: TaskPlan) -> str:
 
 
 def _collect_task(
-    position: int, task: TestTask | CommandTask, cwd: Path, cache_dir: Path
+    position: int, task: TestTask | CommandTask | BenchmarkTask, cwd: Path, cache_dir: Path
 ) -> TaskPlan:
     workdir = (cwd / task.workdir).resolve() if task.workdir else cwd.resolve()
     if not workdir.is_dir():
@@ -144,6 +149,8 @@ def _collect_task(
             raise BadInput(f"tasks[{position}]: {exc}") from exc
         plan.items = [_with_requirements(plan.requirements, item) for item in collection.items]
         plan.collection_errors = collection.errors
+    elif isinstance(task, BenchmarkTask):
+        plan.jobs = plan_jobs(task)
     return plan
 
 

@@ -58,7 +58,7 @@ def test_nothing_selected(project):
     assert_one_line_error(proc, 2, "no tests collected")
 
 
-def test_benchmark_tasks_are_not_supported_yet(project):
+def test_a_legacy_benchmark_task_is_planned_and_needs_its_hardware(project):
     task = {
         "type": "benchmark", "priority": 1,
         "config": {"model": "bert-base-uncased", "batch_sizes": [1, 2, 4, 8, 16],
@@ -69,7 +69,9 @@ def test_benchmark_tasks_are_not_supported_yet(project):
     }  # fmt: skip
     (project / "bench.json").write_text(json.dumps(task))
     proc = run_dtf("submit", "--task-file", "bench.json", env=clean_env(), cwd=project)
-    assert_one_line_error(proc, 2, "benchmark tasks are not supported yet")
+    assert_one_line_error(
+        proc, 3, "benchmark of bert-base-uncased on cuda", "no live worker serves 'cuda'"
+    )
 
 
 def test_broker_that_is_down(project):

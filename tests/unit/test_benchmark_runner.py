@@ -1,0 +1,173 @@
+"""The benchmark child process: real measurements of a user's callable, crashes kept apart."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dtf.benchmarking.runner import run_job
+
+CALLABLES = textwrap.dedent(
+    """
+    import os
+    import time
+
+    from dtf.benchmarking import Loaded, ModelNotOnDisk
+
+
+    def sleeper(request):
+        delay = request.options["delay"]
+        return Loaded(
+            run=lambda inputs: time.sleep(delay * len(inputs)),
+            make_inputs=lambda batch_size, shape: [0] * batch_size,
+            environment={"seen": [request.model, request.device, request.precision]},
+        )
+
+
+    def pair(request):
+        return (lambda inputs: inputs, lambda batch_size, shape: shape)
+
+
+    def dies_on_long_inputs(request):
+        def run(shape):
+            if shape[0] >= 64:
+                os._exit(9)
+        return (run, lambda batch_size, shape: shape)
+
+
+    def raises_on_long_inputs(request):
+        def run(shape):
+            if shape[0] >= 64:
+                raise MemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return (run, lambda batch_size, shape: shape)
+
+
+    def hangs(request):
+        return (lambda inputs: time.sleep(60), lambda batch_size, shape: None)
+
+
+    def weights_missing(request):
+        raise ModelNotOnDisk("model 'm' is not on disk: /models/m is empty")
+
+
+    def broken_loader(request):
+        raise ValueError("unsupported layer Foo")
+
+
+    def wrong_contract(request):
+        return 42
+    """
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "bench_callables.py").write_text(CALLABLES)
+    return tmp_path
+
+
+def _job(project: Path, function: str, **fields: object) -> dict:
+    job = {
+        "model": "toy", "runtime": f"bench_callables:{function}", "hardware": "cpu",
+        "precision": "fp32", "workdir": str(project), "options": {}, "batch_size": 2,
+        "shapes": [[]], "warmup": 1, "iterations": 5,
+    }  # fmt: skip
+    return {**job, **fields}
+
+
+def _statuses(outcome) -> dict[str, tuple[str, str | None]]:
+    return {label: (shape.status, shape.error) for label, shape in outcome.shapes.items()}
+
+
+def test_every_iteration_is_timed_and_the_environment_recorded(project: Path) -> None:
+    job = _job(project, "sleeper", options={"delay": 0.002}, batch_size=3, iterations=6)
+
+    outcome = run_job(job, cwd=str(project), timeout=60)
+
+    shape = outcome.shapes[""]
+    assert shape.status == "done"
+    assert len(shape.samples) == 6
+    assert all(s >= 3 * 0.002 for s in shape.samples)  # the sleep is inside the timed call
+    assert shape.peak_rss_mb > 0
+    assert outcome.load_s >= 0
+    assert outcome.environment["seen"] == ["toy", "cpu", "fp32"]
+    assert outcome.environment["python"] and outcome.environment["device"]
+    assert outcome.children == 1
+
+
+def test_a_run_and_make_inputs_pair_is_accepted(project: Path) -> None:
+    outcome = run_job(_job(project, "pair", shapes=[[8], [16]]), cwd=str(project), timeout=60)
+    assert _statuses(outcome) == {"8": ("done", None), "16": ("done", None)}
+
+
+def test_a_crash_loses_only_its_shape_and_the_rest_run_in_a_new_child(project: Path) -> None:
+    job = _job(project, "dies_on_long_inputs", shapes=[[8], [64], [16]])
+
+    outcome = run_job(job, cwd=str(project), timeout=60)
+
+    assert _statuses(outcome) == {
+        "8": ("done", None),
+        "64": ("failed", "the benchmark process exited with code 9"),
+        "16": ("done", None),
+    }
+    assert outcome.children == 2
+
+
+def test_an_error_in_one_shape_fails_that_shape_only(project: Path) -> None:
+    job = _job(project, "raises_on_long_inputs", shapes=[[64], [8]])
+
+    outcome = run_job(job, cwd=str(project), timeout=60)
+
+    status, error = _statuses(outcome)["64"]
+    assert status == "failed"
+    assert error == "out of memory: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert outcome.shapes["8"].status == "done"
+    assert outcome.children == 1
+
+
+def test_a_job_past_its_timeout_is_killed(project: Path) -> None:
+    outcome = run_job(_job(project, "hangs", shapes=[[1], [2]]), cwd=str(project), timeout=3)
+
+    assert _statuses(outcome) == {
+        "1": ("failed", "timed out: the job's timeout of 3s ran out while measuring it"),
+        "2": ("failed", "timed out: the job's timeout of 3s ran out before it was reached"),
+    }
+
+
+def test_weights_not_on_disk_are_broken_not_failed(project: Path) -> None:
+    outcome = run_job(_job(project, "weights_missing"), cwd=str(project), timeout=60)
+    assert _statuses(outcome) == {"": ("broken", "model 'm' is not on disk: /models/m is empty")}
+
+
+def test_a_model_that_will_not_load_fails(project: Path) -> None:
+    outcome = run_job(_job(project, "broken_loader"), cwd=str(project), timeout=60)
+    assert _statuses(outcome) == {
+        "": ("failed", "loading failed: ValueError: unsupported layer Foo")
+    }
+
+
+def test_a_callable_that_breaks_the_contract_says_what_it_must_return(project: Path) -> None:
+    outcome = run_job(_job(project, "wrong_contract"), cwd=str(project), timeout=60)
+    status, error = _statuses(outcome)[""]
+    assert status == "failed"
+    assert "bench_callables:wrong_contract returned int; it must return" in error
+
+
+def test_a_callable_that_cannot_be_imported_fails_with_where_it_looked(project: Path) -> None:
+    job = _job(project, "sleeper", runtime="no_such_module:load")
+    status, error = _statuses(run_job(job, cwd=str(project), timeout=60))[""]
+    assert status == "failed"
+    assert f"cannot import no_such_module for runtime no_such_module:load from {project}" in error
+
+
+def test_a_packaged_model_that_is_not_installed_is_named(project: Path) -> None:
+    job = _job(project, "", runtime="pytorch", model="no-such-model")
+    pytest.importorskip("torch")
+
+    status, error = _statuses(run_job(job, cwd=str(project), timeout=60))[""]
+
+    assert status == "broken"
+    assert error.startswith("model 'no-such-model' is not on disk: not a path under")
+    assert "dtf never downloads weights" in error
