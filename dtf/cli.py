@@ -301,6 +301,11 @@ def _print_summary(settings: Settings, summary) -> None:
             stdout.print(
                 f"  COMMAND   task {command.position} exited {command.exit_code}", markup=False
             )
+    if summary.benchmarks is not None:
+        from dtf.cli_benchmarks import print_run_benchmarks
+
+        with session_scope(settings.database_url) as session:
+            print_run_benchmarks(stdout, session, summary.run_id)
     for line in summary.broken:
         stdout.print(f"  BROKEN    {line}", markup=False)
     _print_integrations(settings, summary.run_id)
