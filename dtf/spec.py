@@ -71,6 +71,22 @@ class Requirements(_Model):
     model: str | None = None
     #: the test runs alone on its worker (it needs the whole machine or GPU)
     exclusive: bool = False
+    #: TestRail case ids the test reports to ("C123" or 123; not a routing constraint)
+    testrail: list[int] | None = None
+
+    @field_validator("testrail", mode="before")
+    @classmethod
+    def _parse_case_ids(cls, value: Any) -> list[int] | None:
+        if value is None:
+            return None
+        ids: list[int] = []
+        for case in value if isinstance(value, (list, tuple)) else [value]:
+            text = "" if isinstance(case, bool) else str(case).strip()
+            digits = text[1:] if text[:1] in ("C", "c") else text
+            if not digits.isdigit() or int(digits) == 0:
+                raise ValueError(f"not a TestRail case id: {case!r} (expected like 'C123' or 123)")
+            ids.append(int(digits))
+        return ids
 
     @field_validator("hardware", mode="before")
     @classmethod
