@@ -118,6 +118,9 @@ def _gitlab(env: Mapping[str, str]) -> CiContext:
             "api_url": env.get("CI_API_V4_URL"),
             "project_id": env.get("CI_PROJECT_ID"),
             "pipeline_id": env.get("CI_PIPELINE_ID"),
+            "pipeline_url": env.get("CI_PIPELINE_URL"),
+            "project_url": env.get("CI_MERGE_REQUEST_PROJECT_URL") or env.get("CI_PROJECT_URL"),
+            "project_dir": env.get("CI_PROJECT_DIR"),
             "job_name": env.get("CI_JOB_NAME"),
         },
     )

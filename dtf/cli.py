@@ -329,6 +329,12 @@ def _plugin_hooks():
     return coordinator
 
 
+def _plugin_outcomes():
+    from dtf.plugins import outcomes
+
+    return outcomes
+
+
 @cli.command()
 @click.argument("run_id")
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
@@ -367,6 +373,8 @@ def status(run_id, as_json, show_batches) -> None:
         run_id = _resolve_run(session, run_id)
         summary = summarize(session, run_id)
         batches = batch_efficiency(session, run_id) if show_batches else None
+        extras = _plugin_outcomes().run_extras(session, run_id)
+        extra_lines = _plugin_outcomes().extras_lines(session, run_id)
     if as_json:
         data = {
             "run_id": run_id,
@@ -374,12 +382,15 @@ def status(run_id, as_json, show_batches) -> None:
             "total": summary.total,
             "finished": summary.finished,
             "counts": summary.counts,
+            **extras,
         }
         if batches is not None:
             data["batches"] = batches
         stdout.print_json(data=data)
         return
     stdout.print(f"run {run_id}: {summary.status}: {counts_line(summary)}", markup=False)
+    for line in extra_lines:
+        stdout.print(f"  {line}", markup=False)
     if batches:
         stdout.print(_batch_table(batches))
 

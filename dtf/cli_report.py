@@ -20,8 +20,9 @@ def parse_target(value: str) -> tuple[str, str]:
     fmt = fmt.strip().lower()
     if not sep or not fmt or not path:
         raise BadInput(f"--report {value!r}: expected FORMAT=FILE, e.g. html=report.html")
-    if fmt not in FORMAT_NAMES:
-        raise BadInput(f"--report {value!r}: unknown format {fmt!r}; use one of {_CHOICES}")
+    if fmt not in _format_names():
+        choices = ", ".join(_format_names())
+        raise BadInput(f"--report {value!r}: unknown format {fmt!r}; use one of {choices}")
     check_writable(path)
     return fmt, path
 
@@ -52,6 +53,18 @@ report_option = click.option(
 )
 
 
+def _format_names() -> tuple[str, ...]:
+    from dtf.plugins.reporting import format_names
+
+    return format_names()
+
+
+def _check_format(fmt: str | None) -> str | None:
+    if fmt is not None and fmt not in _format_names():
+        raise BadInput(f"--format {fmt!r}: unknown format; use one of {', '.join(_format_names())}")
+    return fmt
+
+
 def format_for(fmt: str | None, output: str | None) -> str:
     """``--format``, else what the output file's suffix says, else JSON."""
     if fmt:
@@ -74,9 +87,10 @@ def write_run_reports(db_url: str, run_id: str, targets: list[tuple[str, str]]) 
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMAT_NAMES),
+    callback=lambda ctx, param, value: _check_format(value),
     help="junit (XML), json (every stored field), markdown (for a PR comment or step summary) "
-    "or html (one self-contained page). Default: from -o's suffix, else json.",
+    "or html (one self-contained page), or one a reporter plugin adds. "
+    "Default: from -o's suffix, else json.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
 def report(run_id, fmt, output) -> None:

@@ -305,6 +305,9 @@ class RunSpec(_Model):
     retry_budget: Annotated[int, Field(ge=0)] = 50
     #: plugins the submitting CLI loads for this run, each ``module`` or ``module:attr``
     plugins: list[_PluginTarget] = Field(default_factory=list)
+    #: non-secret settings per integration (``integrations.github.comment: false``);
+    #: each integration checks its own keys, tokens come from the environment only
+    integrations: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 _TASK_ADAPTER: TypeAdapter[Any] = TypeAdapter(Task)

@@ -24,8 +24,9 @@ Payloads (keys a plugin can rely on; more may be added):
   ``duration``, ``worker``, ``message`` (last line of the error, or None).
 - ``worker``: ``hostname``, ``queues``, ``concurrency``, ``version``, ``pid``,
   ``state``, and for failed/recovered ``queue`` and ``reason``.
-- ``recovery``: ``run_id``, ``batch_id``, ``attempt``, ``worker``, ``reason``,
-  ``status``, ``error``.
+- ``recovery``: a recovery event as ``dtf.recovery`` records it: ``id``, ``run_id``,
+  ``batch_id``, ``nodeid``, ``worker``, ``failure_class``, ``level``, ``strategy``,
+  ``status``, ``detail``, ``tests``, ``started_at``, ``finished_at``.
 """
 
 from __future__ import annotations
@@ -87,12 +88,13 @@ def dtf_task_cancelled(task: dict[str, Any]) -> None:
 
 @hookspec
 def dtf_task_started(task: dict[str, Any]) -> None:
-    """A worker started an attempt at a batch or command. Worker."""
+    """A worker starts a delivery of a batch or command (again after a retry). Worker."""
 
 
 @hookspec
 def dtf_task_completed(task: dict[str, Any]) -> None:
-    """A batch or command ran to its end (its tests may have failed). Worker."""
+    """A batch or command ran to its end (its tests may have failed). Worker; not fired
+    for a delivery that recovery retries or splits."""
 
 
 @hookspec
@@ -117,7 +119,8 @@ def dtf_worker_disconnected(worker: dict[str, Any]) -> None:
 
 @hookspec
 def dtf_worker_failed(worker: dict[str, Any]) -> None:
-    """A health check failed: the worker stopped consuming ``worker["queue"]``. Worker."""
+    """A health check failed and the worker stopped consuming ``worker["queue"]``
+    (``reason`` says why), or recovery quarantined it (``quarantined: true``). Worker."""
 
 
 @hookspec
@@ -127,17 +130,18 @@ def dtf_worker_recovered(worker: dict[str, Any]) -> None:
 
 @hookspec
 def dtf_recovery_started(recovery: dict[str, Any]) -> None:
-    """A batch whose earlier attempt was lost (worker died) runs again. Worker."""
+    """Recovery from an infrastructure failure (crash, hang, lost worker...) chose a
+    strategy and starts it. Worker (``dtf.recovery``)."""
 
 
 @hookspec
 def dtf_recovery_completed(recovery: dict[str, Any]) -> None:
-    """That recovery attempt completed. Worker."""
+    """That recovery worked: the tests ran. Worker (``dtf.recovery``)."""
 
 
 @hookspec
 def dtf_recovery_failed(recovery: dict[str, Any]) -> None:
-    """That recovery attempt broke too. Worker."""
+    """That recovery did not work (or recovery gave up). Worker (``dtf.recovery``)."""
 
 
 # --- plugin kinds: scheduler, executor, reporter ----------------------------

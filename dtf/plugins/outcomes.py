@@ -69,3 +69,32 @@ def outcome_lines(session: Session, run_id: str) -> list[str]:
         else:
             lines.append(f"INTEGRATION {entry['integration']}: failed - {entry['error']}")
     return lines
+
+
+def run_extras(session: Session, run_id: str) -> dict[str, Any]:
+    """What ``dtf status`` adds for plugins: the run's CI job and its integration outcomes."""
+    from dtf.db.models import Run
+
+    run = session.get(Run, run_id)
+    ci = None
+    if run is not None and run.ci_provider:
+        ci = {
+            "provider": run.ci_provider,
+            "commit": run.ci_commit,
+            "branch": run.ci_branch,
+            "pull_request": run.ci_pull_request,
+            "build_url": run.ci_build_url,
+        }
+    return {"ci": ci, "integrations": outcomes(session, run_id)}
+
+
+def extras_lines(session: Session, run_id: str) -> list[str]:
+    """``run_extras`` as the lines ``dtf status`` prints under the counts."""
+    ci = run_extras(session, run_id)["ci"]
+    lines = []
+    if ci:
+        parts = [f"{key} {ci[key]}" for key in ("commit", "branch", "pull_request") if ci[key]]
+        lines.append(f"CI {ci['provider']}: {', '.join(parts)}".rstrip(": "))
+        if ci["build_url"]:
+            lines.append(f"   build {ci['build_url']}")
+    return lines + outcome_lines(session, run_id)

@@ -2,8 +2,11 @@
 
 ``setup(app)`` runs at ``celeryd_init`` (the ``dtf.worker`` entry point) and
 connects Celery's task signals, which are sent in the process that executes
-the task (a pool child under prefork). The registry and ``execute_batch`` call
-the other functions here directly.
+the task (a pool child under prefork): each delivery of ``execute_batch`` or
+``execute_command`` fires ``dtf_task_started``, then ``dtf_task_completed`` or
+``dtf_task_failed`` unless Celery retries or replaces it (recovery: the next
+delivery fires again; the ``dtf_recovery_*`` hooks come from ``dtf.recovery``).
+The registry and the result writer call the other functions here directly.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 from typing import Any
 
 from celery import Celery, signals
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dtf.config import load_settings
 from dtf.db.models import Attempt, Batch, RunTask
@@ -25,17 +28,12 @@ logger = logging.getLogger("dtf.plugins")
 
 BATCH_TASK = "dtf.execute_batch"
 COMMAND_TASK = "dtf.execute_command"
-_TASK_HOOKS = (
-    "dtf_task_started",
-    "dtf_task_completed",
-    "dtf_task_failed",
-    "dtf_recovery_started",
-    "dtf_recovery_completed",
-    "dtf_recovery_failed",
-)
+_TASK_HOOKS = ("dtf_task_started", "dtf_task_completed", "dtf_task_failed")
+#: Celery states after which the task runs again (retry) or lives on as others (replace).
+_NOT_OVER = ("RETRY", "IGNORED", "REJECTED")
 
-#: Celery task id -> (task payload, recovery payload or None), from prerun to postrun.
-_running: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+#: Celery task id -> task payload, from prerun to postrun.
+_running: dict[str, dict[str, Any]] = {}
 
 
 def setup(app: Celery) -> None:
@@ -45,13 +43,11 @@ def setup(app: Celery) -> None:
     signals.task_revoked.connect(_on_revoked, weak=False, dispatch_uid="dtf-plugins-revoked")
 
 
-def test_finished(record, *, run_id: str, batch_id: str, worker: str | None) -> None:
+def test_finished(record, *, run_id: str, batch_id: str | None, worker: str | None) -> None:
     """``dtf_test_finished`` for one stored result line."""
     if implemented("dtf_test_finished"):
-        fire(
-            "dtf_test_finished",
-            result=result_payload(record, run_id=run_id, batch_id=batch_id, worker=worker),
-        )
+        payload = result_payload(record, run_id=run_id, batch_id=batch_id, worker=worker)
+        fire("dtf_test_finished", result=payload)
 
 
 def pytest_args(batch_id: str, work) -> list[str]:
@@ -97,30 +93,23 @@ def _on_prerun(sender=None, task_id: str | None = None, task=None, args=(), **kw
     if not any(implemented(hook) for hook in _TASK_HOOKS):
         return
     try:
-        hostname = getattr(task.request, "hostname", None)
-        payload, recovery = _describe(name, args[0], hostname)
+        payload = _describe(name, args[0], getattr(task.request, "hostname", None))
     except Exception as exc:
         logger.warning("dtf: could not describe task %s for plugins: %s", task_id, exc)
         return
-    _running[task_id] = (payload, recovery)
+    _running[task_id] = payload
     fire("dtf_task_started", task=payload)
-    if recovery is not None:
-        fire("dtf_recovery_started", recovery=recovery)
 
 
 def _on_postrun(sender=None, task_id: str | None = None, retval=None, state=None, **kwargs):
-    entry = _running.pop(task_id, None)
-    if entry is None:
+    payload = _running.pop(task_id, None)
+    if payload is None or state in _NOT_OVER:
         return
-    payload, recovery = entry
     result = retval if isinstance(retval, dict) else {}
     broken = state != "SUCCESS" or result.get("status") == "broken"
     error = result.get("error") or (None if state == "SUCCESS" else f"task ended in {state}")
     payload = {**payload, "status": "broken" if broken else "done", "error": error}
     fire("dtf_task_failed" if broken else "dtf_task_completed", task=payload)
-    if recovery is not None:
-        recovery = {**recovery, "status": "failed" if broken else "completed", "error": error}
-        fire("dtf_recovery_failed" if broken else "dtf_recovery_completed", recovery=recovery)
 
 
 def _on_revoked(sender=None, request=None, terminated=False, expired=False, **kwargs) -> None:
@@ -131,7 +120,7 @@ def _on_revoked(sender=None, request=None, terminated=False, expired=False, **kw
     if not implemented("dtf_task_cancelled"):
         return
     try:
-        payload, _ = _describe(name, args[0], getattr(request, "hostname", None))
+        payload = _describe(name, args[0], getattr(request, "hostname", None))
     except Exception as exc:
         logger.warning("dtf: could not describe a revoked task for plugins: %s", exc)
         return
@@ -139,35 +128,19 @@ def _on_revoked(sender=None, request=None, terminated=False, expired=False, **kw
     fire("dtf_task_cancelled", task={**payload, "status": "cancelled", "error": reason})
 
 
-def _describe(name: str, key, hostname: str | None):
-    """The task payload at start and, for a redelivered batch, the recovery payload."""
+def _describe(name: str, key, hostname: str | None) -> dict[str, Any]:
+    """The task payload of a batch or command as a delivery starts."""
     with session_scope(load_settings().database_url) as session:
         if name == COMMAND_TASK:
             task = session.get(RunTask, int(key))
-            payload = task_payload(
+            return task_payload(
                 task.run_id, "command", task.id, task_id=task.id, queue=task.queue, size=1,
                 priority=task.priority, status="running", worker=hostname, attempt=1,
             )  # fmt: skip
-            return payload, None
         batch = session.get(Batch, key)
-        earlier = list(
-            session.scalars(select(Attempt).filter_by(batch_id=key).order_by(Attempt.number))
-        )
-        payload = task_payload(
+        earlier = session.scalar(select(func.count()).select_from(Attempt).filter_by(batch_id=key))
+        return task_payload(
             batch.run_id, "batch", batch.id, task_id=batch.task_id, queue=batch.queue,
             hardware=batch.hardware, size=batch.size, status="running", worker=hostname,
-            attempt=len(earlier) + 1,
+            attempt=(earlier or 0) + 1,
         )  # fmt: skip
-        lost = [a for a in earlier if a.status == "running"]
-        if not lost:
-            return payload, None
-        recovery = {
-            "run_id": batch.run_id,
-            "batch_id": batch.id,
-            "attempt": len(earlier) + 1,
-            "worker": hostname,
-            "reason": f"attempt {lost[-1].number} on {lost[-1].worker or 'a worker'} was lost",
-            "status": "running",
-            "error": None,
-        }
-        return payload, recovery

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -28,7 +29,11 @@ def read_report(db_url: str, run_id: str) -> RunReport:
 
 
 def render(report: RunReport, fmt: str) -> str:
-    return FORMATS[fmt](report)
+    if fmt in FORMATS:
+        return FORMATS[fmt](report)
+    from dtf.plugins.reporting import plugin_formats
+
+    return plugin_formats()[fmt](json.loads(render_json(report)))  # a reporter plugin's
 
 
 def write_reports(db_url: str, run_id: str, targets: Iterable[tuple[str, str]]) -> None:

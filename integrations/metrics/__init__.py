@@ -1,1 +1,0 @@
-"""Prometheus: a /metrics endpoint on workers, run metrics pushed to a Pushgateway."""

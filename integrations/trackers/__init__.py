@@ -1,1 +1,0 @@
-"""Trackers: JIRA issues for tests that keep failing, TestRail results per case."""
