@@ -3,7 +3,8 @@
 Workers write their rows themselves (``workers/registry.py``); this module only
 reads them. A worker is ``online`` while its heartbeat is fresh, ``lost`` when
 its last beat is older than ``LOST_AFTER_BEATS`` heartbeat intervals (killed,
-or cut off), and ``offline`` after a clean shutdown.
+or cut off), ``offline`` after a clean shutdown, and ``quarantined`` while recovery
+keeps it from taking work (docs/recovery.md).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def _row(worker: Worker, now: datetime) -> dict[str, Any]:
     state = worker.state
     if state == "online" and age > LOST_AFTER_BEATS * worker.heartbeat_interval:
         state = "lost"
+    quarantine = getattr(worker, "quarantined_at", None)
+    if state == "online" and quarantine is not None:
+        state = "quarantined"  # recovery level 4: it takes no work until released
     health = worker.queue_health or {}
     bad = {q: health[q].get("reason") for q in worker.queues if q in health and not health[q]["ok"]}
     probes = (worker.inventory or {}).get("probes") or {}
@@ -78,6 +82,8 @@ def _row(worker: Worker, now: datetime) -> dict[str, Any]:
         "started_at": _aware(worker.started_at).isoformat(),
         "last_seen": last_seen.isoformat(),
         "last_seen_age_s": round(age, 1),
+        "quarantined_at": _aware(quarantine).isoformat() if quarantine else None,
+        "quarantine_reason": getattr(worker, "quarantine_reason", None),
     }
 
 
@@ -101,6 +107,12 @@ def format_row(row: dict[str, Any]) -> str:
         f"  last seen {_age(row['last_seen_age_s'])}\n"
         f"  queues:   {', '.join(queues) or '-'}\n"
         f"  hardware: {hardware}"
+        + (
+            f"\n  quarantined: {row['quarantine_reason']} "
+            f"(`dtf recovery release {row['hostname']}` takes it back)"
+            if row.get("quarantined_at")
+            else ""
+        )
     )
 
 

@@ -6,6 +6,11 @@ rewrites ``last_seen``, ``active_tasks`` and ``queue_health`` every
 changes its mind. On shutdown the row says offline. A worker whose heartbeat
 stops shows as lost in ``dtf workers``. The database being unreachable never
 stops the worker: the failure is logged and the next beat tries again.
+
+The same thread does recovery's worker-side chores (docs/recovery.md): it runs the
+reconciler every ``DTF_RECONCILE_INTERVAL`` seconds, stops consuming the hardware queues
+while the worker is quarantined (and takes them back when it is released), and notes when
+the broker stops and starts answering (``broker_unreachable`` in the performance table).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -62,6 +68,9 @@ class Registry:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self.quarantined = False
+        self._next_reconcile = 0.0
+        self._broker_down_since: float | None = None
         self._registered = False
 
     def start(self) -> None:
@@ -92,9 +101,64 @@ class Registry:
 
     def _beat(self) -> None:
         while not self._stopping.is_set():
-            self.write("online")
+            if self.write("online"):
+                self._chores()
             self._wake.wait(self.interval)
             self._wake.clear()
+
+    def _chores(self) -> None:
+        for chore in (self._check_broker, self._reconcile):
+            try:
+                chore()
+            except Exception:
+                logger.exception("dtf: %s failed", chore.__name__)
+
+    def _reconcile(self) -> None:
+        from dtf.recovery.reconciler import reconcile, reconcile_interval
+
+        if time.monotonic() < self._next_reconcile:
+            return
+        self._next_reconcile = time.monotonic() + reconcile_interval()
+        done = reconcile(self.database_url)
+        if any(done.values()):
+            logger.warning("dtf: reconciler: %s", done)
+
+    def _check_broker(self) -> None:
+        from celery import current_app
+
+        try:
+            with current_app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+        except Exception as exc:
+            if self._broker_down_since is None:
+                logger.warning("dtf: the broker does not answer: %s", exc)
+                self._broker_down_since = time.monotonic()
+            return
+        if self._broker_down_since is not None:
+            from dtf.recovery.table import record_outage
+
+            seconds = time.monotonic() - self._broker_down_since
+            self._broker_down_since = None
+            logger.info("dtf: the broker answers again after %.1fs", seconds)
+            record_outage(self.database_url, "broker_unreachable", seconds)
+
+    def _apply_quarantine(self, quarantined: bool, reason: str | None) -> None:
+        """Stop (or resume) consuming the hardware queues; running batches finish."""
+        if quarantined == self.quarantined:
+            return
+        self.quarantined = quarantined
+        from celery import current_app
+
+        hostname = self.fields["hostname"]
+        for queue in self.fields["queues"]:
+            if quarantined:
+                current_app.control.cancel_consumer(queue, destination=[hostname])
+            else:
+                current_app.control.add_consumer(queue, destination=[hostname])
+        if quarantined:
+            logger.warning("dtf: quarantined, not taking work: %s", reason)
+        else:
+            logger.info("dtf: released from quarantine, taking work again")
 
     def write(self, state: str) -> bool:
         """Upsert the row with ``state``; logs instead of raising. True when written."""
@@ -113,12 +177,18 @@ class Registry:
                     row.active_tasks = self.active() if state == "online" else 0
                     row.queue_health = dict(self.queue_health)
                     row.last_seen = utcnow()
+                    quarantine = (row.quarantined_at is not None, row.quarantine_reason)
             except Exception as exc:
                 self._report(exc)
                 return False
         if self._failing:
             logger.info("dtf: worker registry reachable again")
             self._failing = False
+        if state == "online":
+            try:
+                self._apply_quarantine(*quarantine)
+            except Exception:
+                logger.exception("dtf: could not apply the quarantine")
         if state == "offline":
             worker_event("dtf_worker_disconnected", self.fields, state)
         elif not self._registered:

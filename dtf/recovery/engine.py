@@ -58,7 +58,8 @@ class TestRecovery(RecoveryHooks):
         self.work = work
         self.worker = worker
         self.rand = rand
-        self.levels: dict[str, int] = {}  # nodeid -> level of its last recovery
+        #: (nodeid, failure class) -> level of its last recovery
+        self.levels: dict[tuple[str | None, str], int] = {}
 
     def decide(self, incident: Incident) -> Decision:
         if incident.failure_class == fc.ENV_BROKEN:
@@ -81,8 +82,9 @@ class TestRecovery(RecoveryHooks):
             if known and culprit in self.work.items:
                 item = session.get(TestItem, self.work.items[culprit])
             spent_test = item.retries if item is not None else incident.retries
-            if culprit in self.levels:
-                level = self.levels[culprit] + 1
+            key = (culprit, cls)
+            if key in self.levels:
+                level = self.levels[key] + 1
             else:
                 level = policy.start_level(cls, table, "test", known)
             if spent_run >= self.work.run_budget:
@@ -95,7 +97,7 @@ class TestRecovery(RecoveryHooks):
                 strategy = policy.choose(cls, level, table, "test", culprit_known=known)
                 why = ""
             if known:
-                self.levels[culprit] = strategy.level
+                self.levels[key] = strategy.level
             if item is not None and strategy.name.startswith("retry"):
                 item.retries += 1
             event = tb.start_event(
@@ -115,7 +117,9 @@ class TestRecovery(RecoveryHooks):
         delay = 0.0
         if template.action == "retry":
             delay = policy.backoff_s(
-                self.levels.get(culprit, 1), self.work.retry_delay_s, rand=self.rand
+                self.levels.get((culprit, incident.failure_class), 1),
+                self.work.retry_delay_s,
+                rand=self.rand,
             )
         return Decision(
             template.action,
@@ -169,6 +173,7 @@ def plan_batch_recovery(
     failed_worker: str | None,
     live: list,
     rand=random.random,
+    exclude: frozenset[str] | set[str] = frozenset(),
 ) -> BatchPlan:
     """Close the batch's open recovery as failed, choose the next strategy, record it.
 
@@ -193,7 +198,11 @@ def plan_batch_recovery(
         )
         spent_batch = tb.batch_recoveries(session, work.batch_id)
         spent_run = tb.run_recoveries(session, work.run_id)
-        targets = _targets(work, live, failed_workers, failed_worker)
+        targets = {
+            name: target
+            for name, target in _targets(work, live, failed_workers, failed_worker).items()
+            if name not in exclude
+        }
         why = ""
         if spent_run >= work.run_budget:
             strategy = st.BY_NAME["give_up"]

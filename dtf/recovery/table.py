@@ -216,3 +216,15 @@ def fire(hook: str, **kwargs: Any) -> None:
         plugin_fire(hook, **kwargs)
     except Exception:  # fire never raises by contract; a broken plugin must not either
         logger.exception("hook %s failed", hook)
+
+
+def record_outage(db_url: str, failure_class: str, seconds: float) -> None:
+    """An outage that ended on its own while Celery reconnected (retry in place, level 1):
+    folded into the performance table; it belongs to no run, so it has no event."""
+    from dtf.db.session import session_scope
+
+    with session_scope(db_url) as session:
+        event = RecoveryEvent(
+            failure_class=failure_class, strategy="retry_in_place", level=1, tests=0
+        )
+        _fold(session, event, True, seconds, Cost(seconds, 0.0, 0.0), 0)

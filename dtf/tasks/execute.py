@@ -20,7 +20,9 @@ from dtf.config import load_settings
 from dtf.db.models import Run, RunTask, utcnow
 from dtf.db.session import session_scope
 from dtf.executor.command_runner import run_command
+from dtf.executor.exclusive import takes_a_worker_slot
 from dtf.executor.pytest_runner import run_pytest_batch
+from dtf.plugins import worker as plugin_hooks
 from dtf.recovery import classes as fc
 from dtf.recovery import engine
 from dtf.recovery.resources import ResourceMeter
@@ -67,6 +69,7 @@ def _dispatch_options(request) -> dict:
 
 
 @shared_task(bind=True, name="dtf.execute_batch", max_retries=None)
+@takes_a_worker_slot
 def execute_batch(self, batch_id: str) -> dict:
     """Run one batch of tests in a pytest child process, storing each result as it comes."""
     db_url = load_settings().database_url
@@ -108,7 +111,7 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
         list(work.items),
         root,
         test_timeout=work.test_timeout,
-        extra_args=work.pytest_args,
+        extra_args=work.pytest_args + plugin_hooks.pytest_args(work.batch_id, work),
         on_record=writer.write,
         recovery=engine.TestRecovery(db_url, work, worker),
         memory_limit_mb=work.memory_limit_mb,

@@ -20,6 +20,7 @@ from dtf.db.models import (
 )
 from dtf.db.session import session_scope
 from dtf.executor.records import TestRecord
+from dtf.plugins import worker as plugin_hooks
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,6 @@ def start_attempt(
             raise LookupError(f"batch {batch_id} is not in the database")
         if batch.status in ("done", "broken", "split"):
             return None
-        task = session.get(RunTask, batch.task_id)
-        run = session.get(Run, batch.run_id)
         interrupted = list(
             session.scalars(select(Attempt).filter_by(batch_id=batch_id, status="running"))
         )
@@ -87,33 +86,48 @@ def start_attempt(
         batch.status = "running"
         batch.started_at = batch.started_at or now
         _mark_run_started(session, batch.run_id, now)
-        pending = session.execute(
-            select(TestItem.nodeid, TestItem.id, TestItem.requirements)
-            .filter_by(batch_id=batch_id, outcome=None)
-            .order_by(TestItem.id)
-        ).all()
         session.flush()
-        policy = task.spec.get("retry_policy") or {}
-        return BatchWork(
-            run_id=batch.run_id,
-            attempt_id=attempt.id,
-            workdir=task.workdir,
-            bundle=run.bundle,
-            test_timeout=batch.test_timeout or task.timeout,
-            pytest_args=list(task.spec.get("pytest_args") or []),
-            items={nodeid: item_id for nodeid, item_id, _ in pending},
-            batch_id=batch_id,
-            queue=batch.queue,
-            hardware=batch.hardware,
-            suite=task.suite,
-            max_retries=int(policy.get("max_retries", 3)),
-            retry_delay_s=float(policy.get("retry_delay_seconds") or 0.0),
-            run_budget=int((run.spec or {}).get("retry_budget", 50)),
-            reruns=int(task.spec.get("reruns") or 0),
-            memory_limit_mb=task.spec.get("memory_limit_mb"),
-            hardware_kinds=_common_kinds([r or {} for _, _, r in pending]),
-            interrupted=[old.worker or "?" for old in interrupted],
-        )
+        return _work(session, batch, attempt.id, [old.worker or "?" for old in interrupted])
+
+
+def describe_batch(db_url: str, batch_id: str) -> BatchWork | None:
+    """What is left of a batch, without starting an attempt (the reconciler's view)."""
+    with session_scope(db_url) as session:
+        batch = session.get(Batch, batch_id)
+        if batch is None or batch.status in ("done", "broken", "split"):
+            return None
+        return _work(session, batch, 0, [])
+
+
+def _work(session, batch: Batch, attempt_id: int, interrupted: list[str]) -> BatchWork:
+    task = session.get(RunTask, batch.task_id)
+    run = session.get(Run, batch.run_id)
+    pending = session.execute(
+        select(TestItem.nodeid, TestItem.id, TestItem.requirements)
+        .filter_by(batch_id=batch.id, outcome=None)
+        .order_by(TestItem.id)
+    ).all()
+    policy = task.spec.get("retry_policy") or {}
+    return BatchWork(
+        run_id=batch.run_id,
+        attempt_id=attempt_id,
+        workdir=task.workdir,
+        bundle=run.bundle,
+        test_timeout=batch.test_timeout or task.timeout,
+        pytest_args=list(task.spec.get("pytest_args") or []),
+        items={nodeid: item_id for nodeid, item_id, _ in pending},
+        batch_id=batch.id,
+        queue=batch.queue,
+        hardware=batch.hardware,
+        suite=task.suite,
+        max_retries=int(policy.get("max_retries", 3)),
+        retry_delay_s=float(policy.get("retry_delay_seconds") or 0.0),
+        run_budget=int((run.spec or {}).get("retry_budget", 50)),
+        reruns=int(task.spec.get("reruns") or 0),
+        memory_limit_mb=task.spec.get("memory_limit_mb"),
+        hardware_kinds=_common_kinds([r or {} for _, _, r in pending]),
+        interrupted=interrupted,
+    )
 
 
 def _common_kinds(requirements: list[dict]) -> list[str]:
@@ -353,7 +367,11 @@ class ResultWriter:
 
         while self.buffer:
             try:
-                record_result(self.db_url, self.work, self.buffer[0], self.worker)
+                if record_result(self.db_url, self.work, self.buffer[0], self.worker):
+                    plugin_hooks.test_finished(
+                        self.buffer[0], run_id=self.work.run_id, batch_id=self.work.batch_id,
+                        worker=self.worker,
+                    )  # fmt: skip
             except Exception as exc:
                 if fc.classify_exception(exc) != fc.DB_UNREACHABLE:
                     raise

@@ -1,0 +1,1 @@
+"""Prometheus: a /metrics endpoint on workers, run metrics pushed to a Pushgateway."""

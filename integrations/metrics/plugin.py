@@ -1,0 +1,123 @@
+"""Prometheus as dtf plugins: worker instruments behind ``/metrics``, and a Pushgateway push.
+
+``WorkerMetrics`` records batches, commands, tests and recoveries in a worker
+that serves ``/metrics`` (``DTF_METRICS_PORT``, see
+:mod:`integrations.metrics.worker`) and does nothing elsewhere.
+``PushgatewayMetrics`` pushes the run's metrics when a run finishes
+(``DTF_PUSHGATEWAY_URL``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dtf.plugins import hookimpl
+from dtf.plugins.outcomes import record_outcome
+from integrations.metrics.worker import metrics_enabled
+from integrations.settings import ConfigError, Options
+
+
+def _instruments():
+    from integrations.metrics import instruments
+
+    return instruments
+
+
+class WorkerMetrics:
+    """Counts and times what the worker does, for its ``/metrics`` endpoint."""
+
+    dtf_plugin_kind = "monitoring"
+    dtf_plugin_name = "prometheus"
+
+    @hookimpl
+    def dtf_task_started(self, task: dict[str, Any]) -> None:
+        if metrics_enabled():
+            _instruments().task_started(task)
+
+    @hookimpl
+    def dtf_task_completed(self, task: dict[str, Any]) -> None:
+        if metrics_enabled():
+            _instruments().task_finished(task, "completed")
+
+    @hookimpl
+    def dtf_task_failed(self, task: dict[str, Any]) -> None:
+        if metrics_enabled():
+            _instruments().task_finished(task, "broken")
+
+    @hookimpl
+    def dtf_test_finished(self, result: dict[str, Any]) -> None:
+        if metrics_enabled():
+            _instruments().result_stored(result)
+
+    @hookimpl
+    def dtf_recovery_started(self, recovery: dict[str, Any]) -> None:
+        if metrics_enabled():
+            _instruments().recovery("started")
+
+    @hookimpl
+    def dtf_recovery_completed(self, recovery: dict[str, Any]) -> None:
+        if metrics_enabled():
+            _instruments().recovery("completed")
+
+    @hookimpl
+    def dtf_recovery_failed(self, recovery: dict[str, Any]) -> None:
+        if metrics_enabled():
+            _instruments().recovery("failed")
+
+    @hookimpl
+    def dtf_worker_failed(self, worker: dict[str, Any]) -> None:
+        if metrics_enabled():
+            _instruments().health_failed(worker)
+
+
+class PushgatewayMetrics:
+    """``DTF_PUSHGATEWAY_URL``: the finished run's metrics, pushed to a Pushgateway."""
+
+    dtf_plugin_kind = "monitoring"
+    dtf_plugin_name = "pushgateway"
+    task_keys = ("job", "grouping")
+
+    @hookimpl
+    def dtf_run_finished(self, run: dict[str, Any], summary: dict[str, Any]) -> None:
+        options = Options.for_run(self.dtf_plugin_name, run)
+        options.check_keys(self.task_keys)
+        gateway = options.secret("DTF_PUSHGATEWAY_URL")
+        if not gateway:
+            return
+        from integrations.http import http_session
+        from integrations.metrics.pushgateway import DEFAULT_JOB, push_run_metrics, run_registry
+
+        job = options.text("job", "DTF_PUSHGATEWAY_JOB", DEFAULT_JOB) or DEFAULT_JOB
+        session = http_session()
+        user, password = options.text(None, "DTF_PUSHGATEWAY_USER"), None
+        if user:
+            password = options.secret("DTF_PUSHGATEWAY_PASSWORD") or ""
+            session.auth = (user, password)
+        push_run_metrics(
+            gateway,
+            run_registry(run, summary),
+            job=job,
+            grouping_key=grouping_key(options),
+            session=session,
+            password=password,
+        )
+        record_outcome(run["id"], "pushgateway", ok=True, kind=self.dtf_plugin_kind)
+
+
+def grouping_key(options: Options) -> dict[str, str]:
+    """Labels beside ``job`` that name the group: ``DTF_PUSHGATEWAY_GROUPING=k=v,k2=v2``
+    or ``integrations.pushgateway.grouping: {k: v}`` in the task file."""
+    task_value = options.task.get("grouping")
+    if isinstance(task_value, dict):
+        return {str(k): str(v) for k, v in task_value.items()}
+    if task_value is not None:
+        raise ConfigError("task file: integrations.pushgateway.grouping: expected an object")
+    key: dict[str, str] = {}
+    for part in options.words(None, "DTF_PUSHGATEWAY_GROUPING"):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(
+                f"DTF_PUSHGATEWAY_GROUPING: bad entry {part!r}: expected LABEL=VALUE,..."
+            )
+        key[name.strip()] = value.strip()
+    return key

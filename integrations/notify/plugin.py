@@ -1,0 +1,119 @@
+"""Slack, Microsoft Teams and email as dtf plugins.
+
+Each sends a message when a run finishes (``DTF_NOTIFY_ON``: always, failure or
+never; per channel ``DTF_SLACK_NOTIFY_ON`` etc.) and a critical one when a
+recovery fails on a worker. A channel without its settings does nothing. A
+message that cannot be sent raises, which the plugin manager records as the
+integration's outcome of the run; the run's result never changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from dtf.plugins import hookimpl
+from dtf.plugins.outcomes import record_outcome
+from integrations.notify.email import SmtpSettings, build_email, send_email, smtp_settings
+from integrations.notify.notice import (
+    NOTIFY_ON,
+    Notice,
+    recovery_notice,
+    run_notice,
+    should_notify,
+)
+from integrations.notify.slack import SlackWebhook
+from integrations.notify.teams import TeamsWebhook
+from integrations.settings import Options
+
+
+class Channel(Protocol):
+    def send(self, notice: Notice) -> None: ...
+
+
+class _Notifier:
+    """What every channel shares: when to send, what to send, recording the outcome."""
+
+    dtf_plugin_kind = "notification"
+    dtf_plugin_name = ""
+    #: keys a task file may set in ``integrations.<name>``
+    task_keys: tuple[str, ...] = ("notify_on", "max_failures")
+
+    def channel(self, options: Options) -> Channel | None:
+        """The configured channel, or None when this notifier is not set up."""
+        raise NotImplementedError
+
+    def _options(self, run: dict[str, Any] | None) -> Options:
+        options = Options.for_run(self.dtf_plugin_name, run)
+        options.check_keys(self.task_keys)
+        return options
+
+    def _notify_on(self, options: Options, run: dict[str, Any] | None) -> str:
+        default = Options.for_run("notify", run).choice("on", "DTF_NOTIFY_ON", NOTIFY_ON, "always")
+        env = f"DTF_{self.dtf_plugin_name.upper()}_NOTIFY_ON"
+        return options.choice("notify_on", env, NOTIFY_ON, default)
+
+    @hookimpl
+    def dtf_run_finished(self, run: dict[str, Any], summary: dict[str, Any]) -> None:
+        options = self._options(run)
+        channel = self.channel(options)
+        if channel is None or not should_notify(summary, self._notify_on(options, run)):
+            return
+        limit = options.integer("max_failures", "DTF_NOTIFY_MAX_FAILURES", 10, minimum=1)
+        channel.send(run_notice(run, summary, max_details=limit))
+        record_outcome(run["id"], self.dtf_plugin_name, ok=True, kind=self.dtf_plugin_kind)
+
+    @hookimpl
+    def dtf_recovery_failed(self, recovery: dict[str, Any]) -> None:
+        # Fired on a worker, which sees the environment only (no task file).
+        options = Options(self.dtf_plugin_name)
+        channel = self.channel(options)
+        if channel is None or self._notify_on(options, None) == "never":
+            return
+        channel.send(recovery_notice(recovery))
+        if recovery.get("run_id"):
+            record_outcome(
+                str(recovery["run_id"]),
+                self.dtf_plugin_name,
+                ok=True,
+                kind=self.dtf_plugin_kind,
+            )
+
+
+class SlackNotifier(_Notifier):
+    """``DTF_SLACK_WEBHOOK_URL``: a Slack incoming webhook."""
+
+    dtf_plugin_name = "slack"
+
+    def channel(self, options: Options) -> Channel | None:
+        url = options.secret("DTF_SLACK_WEBHOOK_URL")
+        return SlackWebhook(url) if url else None
+
+
+class TeamsNotifier(_Notifier):
+    """``DTF_TEAMS_WEBHOOK_URL``: a Teams Workflows (or Incoming Webhook) URL."""
+
+    dtf_plugin_name = "teams"
+
+    def channel(self, options: Options) -> Channel | None:
+        url = options.secret("DTF_TEAMS_WEBHOOK_URL")
+        return TeamsWebhook(url) if url else None
+
+
+class _EmailChannel:
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    def send(self, notice: Notice) -> None:
+        message = build_email(notice, self.settings.sender, self.settings.recipients)
+        send_email(self.settings, message)
+
+
+class EmailNotifier(_Notifier):
+    """``DTF_SMTP_HOST`` and ``DTF_EMAIL_TO``: mail through an SMTP server."""
+
+    dtf_plugin_name = "email"
+    task_keys = (*_Notifier.task_keys, "to", "from")
+
+    def channel(self, options: Options) -> Channel | None:
+        settings = smtp_settings(options)
+        return _EmailChannel(settings) if settings else None

@@ -1,0 +1,1 @@
+"""Trackers: JIRA issues for tests that keep failing, TestRail results per case."""
