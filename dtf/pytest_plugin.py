@@ -26,6 +26,9 @@ MARKER_HELP = (
     "dtf(**requirements): what a worker needs to run this test, "
     "e.g. dtf(hardware='cuda', min_memory_gb=16)"
 )
+TESTRAIL_MARKER_HELP = (
+    "testrail(*case_ids): the TestRail cases this test reports to, e.g. testrail('C123')"
+)
 # Summary categories of pytest_report_teststatus that are results; "" means "not counted".
 _COUNTED = frozenset(OUTCOMES)
 
@@ -56,6 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    config.addinivalue_line("markers", TESTRAIL_MARKER_HELP)
     opts = config.option
     if opts.dtf_collect_out or opts.dtf_select or opts.dtf_events:
         state = _DtfState(config)
@@ -70,11 +74,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def requirements_of(item: pytest.Item) -> dict:
-    """Kwargs of the item's ``dtf`` markers, merged so that the closest marker wins."""
+    """Kwargs of the item's ``dtf`` markers, merged so that the closest marker wins,
+    plus the case ids of its ``testrail`` markers under ``testrail``."""
     merged: dict = {}
     for mark in reversed(list(item.iter_markers("dtf"))):
         merged.update(mark.kwargs)
+    # testrail("C1", "C2") and pytest-testrail's testrail(ids=("C1",)) both count.
+    cases = [
+        case
+        for mark in item.iter_markers("testrail")
+        for case in (*mark.args, *_as_list(mark.kwargs.get("ids")))
+    ]
+    if cases:
+        own = merged.get("testrail")
+        merged["testrail"] = [*_as_list(own), *cases]
     return merged
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def record_for(

@@ -7,17 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from dtf.summary import FAILING_OUTCOMES, INFRA_OUTCOMES
+
 #: Outcomes in the order a counts line names them.
 OUTCOME_ORDER = (
-    "passed",
-    "failed",
-    "error",
-    "crashed",
-    "timed_out",
-    "skipped",
-    "xfailed",
-    "xpassed",
-)
+    "passed", "failed", "error", "crashed", "timed_out", "out_of_memory", "infra_error",
+    "flaky", "skipped", "xfailed", "xpassed",
+)  # fmt: skip
 NOTIFY_ON = ("always", "failure", "never")
 
 Severity = Literal["ok", "failure", "critical"]
@@ -89,7 +85,7 @@ def run_notice(
     ] + [f"could not run: {_one_line(line)}" for line in summary.get("broken") or []]
     if run.get("error"):
         lines.append(f"run error: {_one_line(str(run['error']))}")
-    failing = sum(counts.get(o, 0) for o in ("failed", "error", "crashed", "timed_out"))
+    failing = sum(counts.get(o, 0) for o in (*FAILING_OUTCOMES, *INFRA_OUTCOMES))
     more = max(0, len(lines) - max_details) + max(0, failing - len(summary.get("failures") or []))
     build_url = ci.get("build_url")
     return Notice(
