@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
@@ -52,8 +53,31 @@ def call(
     try:
         response = session.request(method, url, **kwargs)
     except requests.RequestException as exc:
-        reason = " ".join(str(exc).split())
+        reason = _reason(exc, url)
         # from None: the chained exception would carry the URL into a logged traceback.
         message = redact_secrets(f"{what}: {type(exc).__name__}: {reason}", secrets)
         raise IntegrationError(message) from None
     return check_response(response, what, secrets)
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def _reason(exc: requests.RequestException, url: str) -> str:
+    """``cannot reach host:port: Connection refused`` rather than urllib3's paragraph."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        where = f"{host}:{parts.port}" if parts.port else host
+        found = _ERRNO.search(text)
+        if isinstance(exc, requests.Timeout):
+            why = "timed out"
+        elif found:
+            why = found.group(1).strip()
+        elif "NameResolutionError" in text or "Name or service not known" in text:
+            why = "name not resolved"
+        else:
+            why = text
+        return f"cannot reach {where}: {why}"
+    return text

@@ -12,6 +12,8 @@ from typing import Any
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+#: A task-file key with one of these in its name is refused as a secret.
+_SECRET_WORDS = ("token", "password", "secret", "api_key", "apikey", "webhook")
 
 
 class ConfigError(ValueError):
@@ -51,6 +53,12 @@ class Options:
         """Refuse a task-file key this integration does not read (a typo would be ignored)."""
         known = set(known)
         for key in self.task:
+            if any(word in key.lower() for word in _SECRET_WORDS):
+                raise ConfigError(
+                    f"task file: integrations.{self.name}.{key}: secrets are not read from a "
+                    "task file (it is stored with the run); set it in the environment, "
+                    "see docs/integrations.md"
+                )
             if key not in known:
                 raise ConfigError(
                     f"task file: integrations.{self.name}.{key}: unknown setting "

@@ -232,3 +232,5 @@ def test_settings_missing_a_token_or_project_are_named():
         jira_settings(Options("jira", env={"DTF_JIRA_URL": "https://x", "DTF_JIRA_TOKEN": "t"}))
     with pytest.raises(ConfigError, match=r"integrations\.jira\.treshold: unknown setting"):
         Options("jira", task={"treshold": 2}).check_keys(("threshold",))
+    with pytest.raises(ConfigError, match="secrets are not read from a task file"):
+        Options("jira", task={"token": "t0k3n"}).check_keys(("threshold",))
