@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,6 +43,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         default=None,
         help="write the collected items and collection errors to FILE as JSON",
+    )
+    group.addoption(
+        "--dtf-collect-shard",
+        metavar="I/N",
+        default=None,
+        help="with --dtf-collect-out: collect only the files of shard I of N",
     )
     group.addoption(
         "--dtf-select",
@@ -91,6 +98,16 @@ def requirements_of(item: pytest.Item) -> dict:
     return merged
 
 
+_NEVER_SHARDED = frozenset({"conftest.py", "__init__.py"})
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    index, _, count = value.partition("/")
+    return int(index), int(count)
+
+
 def _as_list(value: Any) -> list:
     if value is None:
         return []
@@ -136,6 +153,9 @@ class _DtfState:
         self.config = config
         opts = config.option
         self.collect_out: str | None = opts.dtf_collect_out
+        self.shard: tuple[int, int] | None = _parse_shard(opts.dtf_collect_shard)
+        #: every file the collection walked, in its order (shards merge by it)
+        self.walked: list[str] = []
         self.selection: list[str] | None = None
         if opts.dtf_select:
             self.selection = _read_selection(Path(opts.dtf_select))
@@ -172,6 +192,18 @@ class _DtfState:
         if drop:
             config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        # Every shard walks the whole tree (conftests, ignores and patterns apply as
+        # usual) and imports only its own share of the files: where the time goes.
+        if self.shard is None or collection_path.name in _NEVER_SHARDED:
+            return None
+        if collection_path.is_dir():
+            return None
+        relative = _relpath(collection_path, config.rootpath)
+        self.walked.append(relative)
+        index, count = self.shard
+        return True if zlib.crc32(relative.encode()) % count != index else None
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.skipped and self.collect_out is not None:
@@ -223,6 +255,7 @@ class _DtfState:
             "rootdir": str(self.config.rootpath),
             "items": self.items,
             "errors": self.collect_errors,
+            "walked": self.walked,
         }
         tmp = Path(self.collect_out + ".tmp")
         tmp.write_text(json.dumps(doc, default=repr), encoding="utf-8")

@@ -41,6 +41,12 @@ class Collection:
     errors: list[TestRecord]
 
 
+#: Suites with fewer test files than this are collected by one child.
+SHARD_MIN_FILES = 40
+#: At most this many children collect one suite at the same time.
+MAX_SHARDS = 4
+
+
 def collect(
     paths: Sequence[str],
     rootdir: Path,
@@ -50,44 +56,120 @@ def collect(
     extra_args: Sequence[str] = (),
     timeout: float = 600.0,
     python: str = sys.executable,
+    shards: int | None = None,
 ) -> Collection:
     """Collect ``paths`` (relative to ``rootdir``; none means pytest's default) with -k/-m applied.
 
     Node ids are relative to ``rootdir`` (passed to pytest as ``--rootdir``).
+    A large suite of directories is collected by several children at once
+    (``shards``; default: one per core, see :func:`shard_count`), each importing
+    a share of the files; the result is the same as one child's.
     Raises CollectionFailed for usage errors (missing path, bad -k/-m, bad option),
     a broken conftest, or a timeout.
     """
     rootdir = Path(rootdir).resolve()
+    if shards is None:
+        shards = shard_count(paths, rootdir)
+    base = [
+        python, "-m", "pytest", "--collect-only", "-qq",
+        "-p", "dtf.pytest_plugin",
+        "-p", "no:cacheprovider",
+        "--continue-on-collection-errors",
+        f"--rootdir={rootdir}",
+    ]  # fmt: skip
+    if keyword is not None:
+        base += ["-k", keyword]
+    if markexpr is not None:
+        base += ["-m", markexpr]
     with tempfile.TemporaryDirectory(prefix="dtf-collect-") as tmp:
-        out = Path(tmp) / "collection.json"
-        cmd = [
-            python,
-            "-m",
-            "pytest",
-            "--collect-only",
-            "-qq",
-            "-p",
-            "dtf.pytest_plugin",
-            "--dtf-collect-out",
-            str(out),
-            "-p",
-            "no:cacheprovider",
-            "--continue-on-collection-errors",
-            f"--rootdir={rootdir}",
-        ]
-        if keyword is not None:
-            cmd += ["-k", keyword]
-        if markexpr is not None:
-            cmd += ["-m", markexpr]
-        cmd += [*extra_args, *paths]
-        rc, stdout, stderr = _run(cmd, rootdir, timeout)
-        if rc not in _COLLECTED_EXIT_CODES or not out.exists():
-            raise CollectionFailed(failure_message(rc, stdout, stderr))
-        doc = json.loads(out.read_text(encoding="utf-8"))
+        outs = [Path(tmp) / f"collection-{i}.json" for i in range(max(1, shards))]
+        commands = [
+            [*base, "--dtf-collect-out", str(out), *_shard_option(i, len(outs)),
+             *extra_args, *paths]
+            for i, out in enumerate(outs)
+        ]  # fmt: skip
+        results = _run_all(commands, rootdir, timeout)
+        for (rc, stdout, stderr), out in zip(results, outs, strict=True):
+            if rc not in _COLLECTED_EXIT_CODES or not out.exists():
+                raise CollectionFailed(failure_message(rc, stdout, stderr))
+        docs = [json.loads(out.read_text(encoding="utf-8")) for out in outs]
+    return _merged(docs)
+
+
+def _shard_option(index: int, count: int) -> list[str]:
+    return ["--dtf-collect-shard", f"{index}/{count}"] if count > 1 else []
+
+
+def shard_count(paths: Sequence[str], rootdir: Path) -> int:
+    """How many children collect: one per core (at most MAX_SHARDS) for a large suite
+    given as directories; one for files, node ids or a small suite.
+    ``DTF_COLLECT_SHARDS=N`` sets it."""
+    forced = os.environ.get("DTF_COLLECT_SHARDS")
+    if forced and forced.isdigit():
+        return max(1, int(forced))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2:
+        return 1
+    roots = [rootdir / p for p in paths] if paths else [rootdir]
+    if not all(root.is_dir() for root in roots):
+        return 1
+    files = _count_test_files(roots, limit=SHARD_MIN_FILES)
+    return min(cores or 1, MAX_SHARDS) if files >= SHARD_MIN_FILES else 1
+
+
+def _count_test_files(roots: list[Path], limit: int) -> int:
+    """Files named like pytest's default test files, counting stops at ``limit``."""
+    found = 0
+    for root in roots:
+        for _folder, dirs, names in os.walk(root):
+            dirs[:] = [d for d in dirs if not d.startswith((".", "__")) and d != "node_modules"]
+            found += sum(
+                1
+                for n in names
+                if n.endswith(".py") and (n.startswith("test_") or n.endswith("_test.py"))
+            )
+            if found >= limit:
+                return found
+    return found
+
+
+def _merged(docs: list[dict]) -> Collection:
+    """One collection from the shards' documents, in the order one child would give."""
+    if len(docs) == 1:
+        doc = docs[0]
+        return Collection(
+            items=[CollectedItem(**item) for item in doc["items"]],
+            errors=[TestRecord.from_dict(err) for err in doc["errors"]],
+        )
+    # Every shard walked the same files in the same order.
+    order = {path: i for i, path in enumerate(docs[0].get("walked", []))}
+
+    def file_rank(path: str) -> int:
+        return order.get(path, len(order))
+
+    items = sorted(
+        ((file_rank(item["path"]), shard, i, item)
+         for shard, doc in enumerate(docs) for i, item in enumerate(doc["items"])),
+        key=lambda entry: entry[:3],
+    )  # fmt: skip
+    errors = sorted(
+        ((file_rank(err["nodeid"].split("::")[0]), shard, i, err)
+         for shard, doc in enumerate(docs) for i, err in enumerate(doc["errors"])),
+        key=lambda entry: entry[:3],
+    )  # fmt: skip
     return Collection(
-        items=[CollectedItem(**item) for item in doc["items"]],
-        errors=[TestRecord.from_dict(err) for err in doc["errors"]],
+        items=[CollectedItem(**entry[3]) for entry in items],
+        errors=[TestRecord.from_dict(entry[3]) for entry in errors],
     )
+
+
+def _run_all(commands: list[list[str]], cwd: Path, timeout: float) -> list[tuple[int, str, str]]:
+    if len(commands) == 1:
+        return [_run(commands[0], cwd, timeout)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        return list(pool.map(lambda cmd: _run(cmd, cwd, timeout), commands))
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int, str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -185,3 +186,33 @@ def test_node_ids_are_relative_to_the_given_rootdir(tmp_path: Path) -> None:
     write_suite(tmp_path, {"sub/test_a.py": "def test_a():\n    pass\n"})
     collection = collect([], tmp_path / "sub")
     assert collection.items == [CollectedItem("test_a.py::test_a", "test_a.py", {})]
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_sharded_collection_equals_one_childs(suite: Collection, shards: int) -> None:
+    sharded = collect([], SUITE, shards=shards)
+    assert sharded.items == suite.items
+    assert [e.to_dict() for e in sharded.errors] == [e.to_dict() for e in suite.errors]
+
+
+def test_a_real_suite_collected_in_shards_is_the_same_in_the_same_order() -> None:
+    import toolz
+
+    package = Path(toolz.__file__).parent
+    whole = collect(["tests"], package, shards=1)
+    sharded = collect(["tests"], package, shards=2)
+    assert len(whole.items) > 100
+    assert sharded.items == whole.items
+
+
+def test_a_large_suite_of_directories_is_sharded_and_files_are_not(tmp_path: Path) -> None:
+    from dtf.executor.collect import MAX_SHARDS, SHARD_MIN_FILES, shard_count
+
+    files = {
+        f"pkg{i % 5}/test_m{i}.py": "def test_a():\n    pass\n" for i in range(SHARD_MIN_FILES)
+    }
+    write_suite(tmp_path, files)
+    assert shard_count([], tmp_path) == min(len(os.sched_getaffinity(0)), MAX_SHARDS)
+    assert shard_count(["pkg0", "pkg1"], tmp_path) == 1  # a few files: one child
+    assert shard_count(["pkg0/test_m0.py"], tmp_path) == 1
+    assert len(collect([], tmp_path).items) == SHARD_MIN_FILES
