@@ -1,10 +1,12 @@
 """Run metrics pushed to a Prometheus Pushgateway when a run ends.
 
-``PUT /metrics/job/<job>{/<label>/<value>}`` with the text exposition format
-replaces every metric of that grouping key, so the group always holds the latest
-run of the job: the run's counts by outcome, its test total, duration, exit
-code, whether it passed, and when it finished (alert on the time of the last
-success, as the Pushgateway's documentation advises). The run id, status and
+``POST /metrics/job/<job>{/<label>/<value>}`` with the text exposition format
+replaces the metrics of that group that have the same names as those pushed, so
+the group holds the latest run of the job (its counts by outcome, test total,
+duration, exit code, whether it passed, when it finished) and keeps
+``dtf_run_last_success_timestamp_seconds`` from the last run that passed, which
+a failed run does not push: alert on its age, as the Pushgateway's documentation
+advises. (A PUT would replace the whole group and lose it.) The run id, status and
 CI context go in an info metric, not in the grouping key: one group per run
 would grow the Pushgateway without bound.
 """
@@ -16,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import requests
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 
 from dtf.summary import FAILING_OUTCOMES
 from integrations.calls import call, url_password
@@ -88,12 +90,12 @@ def push_run_metrics(
     session: requests.Session | None = None,
     password: str | None = None,
 ) -> None:
-    """PUT ``registry`` to the Pushgateway's group ``job`` + ``grouping_key``.
+    """POST ``registry`` to the Pushgateway's group ``job`` + ``grouping_key``.
 
     Basic credentials come from ``session.auth`` or the URL (``http://user:pass@host``);
     ``password`` is kept out of error messages.
     """
-    push_to_gateway(
+    pushadd_to_gateway(
         gateway,
         job=job,
         registry=registry,

@@ -1,4 +1,4 @@
-"""Run metrics pushed to a Pushgateway: PUT to /metrics/job/<job>/<label>/<value>,
+"""Run metrics pushed to a Pushgateway: POST to /metrics/job/<job>/<label>/<value>,
 text exposition format, Basic auth, errors without the password."""
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ def samples(body: bytes) -> dict[tuple[str, tuple], float]:
     }
 
 
-def test_the_run_is_put_to_its_group_in_the_text_format(gateway):
+def test_the_run_is_posted_to_its_group_in_the_text_format(gateway):
     push_run_metrics(
         gateway.url, run_registry(RUN, SUMMARY), job="gpu-ci", grouping_key={"branch": "main"}
     )
 
     [request] = gateway.requests
-    assert request.method == "PUT"
+    # POST replaces the pushed metrics only: the last success of an earlier run stays.
+    assert request.method == "POST"
     assert request.path == "/metrics/job/gpu-ci/branch/main"
     assert request.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     values = samples(request.body)
@@ -77,7 +78,7 @@ def test_basic_auth_and_an_error_without_the_password(gateway):
     basic = base64.b64encode(f"pusher:{PASSWORD}".encode()).decode()
     assert gateway.requests[0].headers["authorization"] == f"Basic {basic}"
     message = str(error.value)
-    assert message.startswith("Pushgateway: HTTP 401 from PUT http://127.0.0.1:")
+    assert message.startswith("Pushgateway: HTTP 401 from POST http://127.0.0.1:")
     assert PASSWORD not in message
 
 
