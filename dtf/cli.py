@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from dtf.cli_benchmarks import baseline, matrix
+from dtf.cli_logs import logs, verbose_option, verbose_requested
 from dtf.cli_recovery import recovery as recovery_command
 from dtf.cli_report import report, report_option, results, write_run_reports
 from dtf.config import Settings, load_settings, redact
@@ -153,6 +154,7 @@ def _hardware(value: str | None) -> list[str] | None:
 
 @cli.command()
 @with_selection
+@verbose_option
 @click.option(
     "--wait/--no-wait",
     default=True,
@@ -277,7 +279,13 @@ def _wait(settings: Settings, run_id: str, local):
             return f"{problem} before run {run_id} finished" if problem else None
         return cluster(summary)
 
-    return wait_for_run(settings.database_url, run_id, stderr, still_serving=still_serving)
+    return wait_for_run(
+        settings.database_url,
+        run_id,
+        stderr,
+        still_serving=still_serving,
+        verbose=verbose_requested(),
+    )
 
 
 def _print_summary(settings: Settings, summary) -> None:
@@ -337,6 +345,7 @@ def _plugin_outcomes():
 
 @cli.command()
 @click.argument("run_id")
+@verbose_option
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @report_option
 def wait(run_id, junit_xml, reports) -> None:
@@ -454,6 +463,7 @@ def _resolve_run(session, run_id: str | None) -> str:
 
 
 cli.add_command(workers)
+cli.add_command(logs)
 cli.add_command(baseline)
 cli.add_command(matrix)
 cli.add_command(report)

@@ -1,22 +1,41 @@
-"""Follow a run in the database until it ends, showing progress as batches finish."""
+"""Follow a run in the database until it ends: a progress bar on a terminal, plain lines
+otherwise, and with ``verbose`` one line per test as it finishes."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dtf.benchmarking.summary import benchmarks_part
+from dtf.db.models import Run, TestResult
 from dtf.db.session import session_scope
 from dtf.errors import InfrastructureError
-from dtf.summary import RunSummary, summarize
+from dtf.summary import FAILING_OUTCOMES, TERMINAL_RUN_STATES, RunSummary, summarize
 
 ORDER = (
     "passed", "failed", "error", "crashed", "timed_out", "out_of_memory", "infra_error",
     "flaky", "skipped", "xfailed", "xpassed",
 )  # fmt: skip
+
+#: Plain (non-terminal) progress prints a changed counts line at most this often.
+PLAIN_EVERY_S = 5.0
+#: How often the counts are read while waiting (the end is seen sooner).
+SUMMARY_EVERY_S = 0.5
 
 
 def counts_line(summary: RunSummary) -> str:
@@ -33,6 +52,85 @@ def counts_line(summary: RunSummary) -> str:
     return ", ".join(parts) or "waiting for workers"
 
 
+@dataclass(frozen=True)
+class FinishedTest:
+    """One stored result line of a test, read out of its session."""
+
+    id: int
+    nodeid: str
+    outcome: str
+    when: str
+    duration: float
+    worker: str | None
+    stdout: str | None = None
+    stderr: str | None = None
+    longrepr: str | None = None
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.stdout or self.stderr or self.longrepr)
+
+
+_SUMMARY_COLUMNS = ("id", "nodeid", "outcome", "when", "duration", "worker")
+_OUTPUT_COLUMNS = ("stdout", "stderr", "longrepr")
+
+
+def finished_tests(session: Session, condition, *, with_output: bool = False) -> list[FinishedTest]:
+    """The result lines matching ``condition``, in the order they were stored."""
+    names = _SUMMARY_COLUMNS + (_OUTPUT_COLUMNS if with_output else ())
+    query = select(*(getattr(TestResult, n) for n in names)).where(condition)
+    return [FinishedTest(**row._mapping) for row in session.execute(query.order_by(TestResult.id))]
+
+
+class NewResults:
+    """Each call returns the results of a run stored since the last call, each once.
+
+    Result ids come from a sequence: under concurrent workers a row can become
+    visible after one with a higher id. So ids are looked for above a floor that
+    only moves past ids seen at least ``settle_s`` seconds ago, and those already
+    returned are remembered until the floor passes them.
+    """
+
+    def __init__(self, run_id: str, *, with_output: bool = False, settle_s: float = 30.0):
+        self.run_id, self.with_output, self.settle_s = run_id, with_output, settle_s
+        self.floor = 0
+        self.returned: set[int] = set()
+        self.marks: deque[tuple[float, int]] = deque()  # (when seen, highest id then)
+
+    def __call__(self, session: Session) -> list[FinishedTest]:
+        ids = session.scalars(
+            select(TestResult.id).where(
+                TestResult.run_id == self.run_id, TestResult.id > self.floor
+            )
+        ).all()
+        new = sorted(i for i in ids if i not in self.returned)
+        found: list[FinishedTest] = []
+        for start in range(0, len(new), 500):
+            chunk = new[start : start + 500]
+            found += finished_tests(session, TestResult.id.in_(chunk), with_output=self.with_output)
+        self.returned.update(new)
+        now = time.monotonic()
+        if ids:
+            self.marks.append((now, max(ids)))
+        while self.marks and self.marks[0][0] <= now - self.settle_s:
+            self.floor = max(self.floor, self.marks.popleft()[1])
+            self.returned = {i for i in self.returned if i > self.floor}
+        return found
+
+
+_STYLES = {"passed": "green", "skipped": "yellow", "xfailed": "yellow", "xpassed": "yellow"}
+
+
+def outcome_line(test: FinishedTest) -> Text:
+    """``PASSED    tests/test_a.py::test_b  0.12s  w1@host`` (styled on a terminal)."""
+    style = "bold red" if test.outcome in FAILING_OUTCOMES else _STYLES.get(test.outcome, "")
+    label = test.outcome.upper() + ("" if test.when == "call" else f" ({test.when})")
+    return Text.assemble(
+        (f"{label:9}", style),
+        f" {test.nodeid}  {test.duration:.2f}s  {test.worker or '-'}",
+    )
+
+
 def wait_for_run(
     db_url: str,
     run_id: str,
@@ -42,36 +140,79 @@ def wait_for_run(
     verbose: bool = False,
     poll_interval: float = 0.1,
 ) -> RunSummary:
-    """Block until the run is finished; ``still_serving`` names why it cannot finish, if so."""
+    """Block until the run is finished; ``still_serving`` names why it cannot finish, if so.
+
+    On a terminal: a bar with counts, elapsed time and ETA, erased at the end.
+    Otherwise: a ``dtf: [done/total] counts (eta …)`` line when the counts
+    change, at most every ``PLAIN_EVERY_S``. ``verbose``: one line per result.
+    """
     progress = Progress(
         TextColumn("[bold]dtf[/bold] run " + run_id),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
         disable=not console.is_terminal,
+        speed_estimate_period=120,
     )
-    last_line = None
+    new_results = NewResults(run_id) if verbose else None
+    last_line, last_text, last_printed = None, None, float("-inf")
     with progress:
         bar = progress.add_task("", total=None)
+        next_summary = 0.0
         while True:
             with session_scope(db_url) as session:
-                summary = summarize(session, run_id)
+                # The full summary costs CPU the workers need on a small machine:
+                # between summaries only the run's status is read, so the end is
+                # seen within one poll.
+                if time.monotonic() < next_summary and not _run_over(session, run_id):
+                    summary = None
+                else:
+                    summary = summarize(session, run_id)
+                    finished = new_results(session) if new_results else []
+            if summary is None:
+                time.sleep(poll_interval)
+                continue
+            next_summary = time.monotonic() + SUMMARY_EVERY_S
+            for test in finished:
+                progress.console.print(outcome_line(test), highlight=False)
             line = counts_line(summary)
             progress.update(
                 bar, total=summary.total or None, completed=summary.finished, description=line
             )
-            if not console.is_terminal and line != last_line:
-                console.print(f"dtf: {line}", highlight=False)
-                last_line = line
+            now = time.monotonic()
+            due = summary.done or (line != last_line and now - last_printed >= PLAIN_EVERY_S)
+            text = plain_line(summary, progress.tasks[0].time_remaining)
+            if not console.is_terminal and due and text.plain != last_text:
+                console.print(text)
+                last_line, last_text, last_printed = line, text.plain, now
             if summary.done:
                 return summary
             problem = still_serving(summary)
             if problem:
                 raise InfrastructureError(problem)
             time.sleep(poll_interval)
+
+
+def _run_over(session: Session, run_id: str) -> bool:
+    return session.scalar(select(Run.status).where(Run.id == run_id)) in TERMINAL_RUN_STATES
+
+
+def plain_line(summary: RunSummary, eta_s: float | None) -> Text:
+    """``dtf: [13/40] 12 passed, 1 failed, 27 remaining (eta 0:00:35)``."""
+    unfinished = not summary.done and summary.finished < summary.total
+    eta = f" (eta {_clock(eta_s)})" if unfinished and eta_s is not None else ""
+    fraction = f"[{summary.finished}/{summary.total}] " if summary.total else ""
+    return Text(f"dtf: {fraction}{counts_line(summary)}{eta}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 class ClusterWatch:
