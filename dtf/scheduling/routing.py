@@ -15,7 +15,7 @@ from dtf.config import worker_queue
 from dtf.inventory import Inventory, unmet
 
 #: Requirement fields that do not constrain which worker may run a test.
-_NOT_ROUTING = ("hardware", "priority", "timeout", "exclusive")
+_NOT_ROUTING = ("hardware", "priority", "timeout", "exclusive", "testrail")
 
 
 @dataclass(frozen=True)

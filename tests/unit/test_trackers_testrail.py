@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from dtf.db.models import IntegrationOutcome, TestItem, TestResult
 from dtf.executor.collect import collect
+from dtf.scheduling.routing import describe
 from dtf.spec import SpecError, parse_requirements
 from integrations.http import IntegrationError, http_session
 from integrations.settings import ConfigError
@@ -68,6 +69,8 @@ def test_case_ids_come_from_both_markers_and_are_checked(tmp_path):
         "test_both": [105, 104],
         "test_none": None,
     }
+    # Case ids do not constrain routing, nor clutter an "unroutable" message.
+    assert describe({"hardware": ["cuda"], "testrail": [101]}) == "cuda"
     with pytest.raises(SpecError) as error:
         parse_requirements({"testrail": "CX12"}, "t.py::t: @pytest.mark.dtf")
     assert str(error.value) == (
