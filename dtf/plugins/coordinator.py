@@ -36,8 +36,10 @@ def never_raises(func: _F) -> _F:
     def call(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except Exception:
-            logger.exception("dtf: %s failed; plugins were not told", func.__name__)
+        except Exception as exc:
+            line = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            logger.warning("dtf: plugins were not told (%s failed: %s)", func.__name__, line)
+            logger.debug("dtf: %s traceback", func.__name__, exc_info=exc)
             return None
 
     return call  # type: ignore[return-value]
@@ -118,8 +120,8 @@ def ordered_batches(run_id: str, task_plan) -> list:
         return batches
     try:
         return _scheduled(run_id, task_plan, batches)
-    except Exception:
-        logger.exception("dtf: could not ask scheduler plugins; kept the plan")
+    except Exception as exc:
+        logger.warning("dtf: could not ask scheduler plugins (%s); kept the plan", exc)
         return batches
 
 
@@ -169,12 +171,19 @@ def _task_payloads(db_url: str, run_id: str, headers: Sequence, status: str) -> 
                         status=status,
                     )
                 )  # fmt: skip
-            else:
+            elif header.kind == "command":
                 task = tasks[int(header.key)]
                 payloads.append(
                     task_payload(
                         run_id, "command", task.id, task_id=task.id, queue=task.queue,
                         size=1, priority=header.priority, status=status,
+                    )
+                )  # fmt: skip
+            else:  # another kind of job (a benchmark): what the header says
+                payloads.append(
+                    task_payload(
+                        run_id, header.kind, header.key, queue=header.queue,
+                        priority=header.priority, status=status,
                     )
                 )  # fmt: skip
     return payloads

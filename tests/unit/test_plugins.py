@@ -321,3 +321,118 @@ def _store_run(database_url: str, run_id: str) -> None:
 
     with session_scope(database_url) as session:
         session.add(Run(id=run_id, workdir="/tmp", spec={}))
+
+
+def test_the_worker_registry_fires_registered_failed_recovered_and_disconnected(database_url):
+    from workers.registry import Registry
+
+    seen: list[tuple[str, dict]] = []
+
+    class WorkerWatcher:
+        dtf_plugin_kind = "monitoring"
+
+        @hookimpl
+        def dtf_worker_registered(self, worker):
+            seen.append(("registered", worker))
+
+        @hookimpl
+        def dtf_worker_failed(self, worker):
+            seen.append(("failed", worker))
+
+        @hookimpl
+        def dtf_worker_recovered(self, worker):
+            seen.append(("recovered", worker))
+
+        @hookimpl
+        def dtf_worker_disconnected(self, worker):
+            seen.append(("disconnected", worker))
+
+    register(WorkerWatcher())
+    registry = Registry(
+        database_url, hostname="w1@box", queues=["cpu", "cuda"], inventory={},
+        concurrency=2, interval=60,
+    )  # fmt: skip
+
+    registry.write("online")
+    registry.write("online")  # a heartbeat, not a new registration
+    registry.set_health("cuda", {"ok": True, "reason": None})
+    registry.set_health("cuda", {"ok": False, "reason": "matmul differs from the CPU"})
+    registry.set_health("cuda", {"ok": False, "reason": "matmul differs from the CPU"})
+    registry.set_health("cuda", {"ok": True, "reason": None})
+    registry.write("offline")
+
+    assert [event for event, _ in seen] == ["registered", "failed", "recovered", "disconnected"]
+    failed = seen[1][1]
+    assert (failed["hostname"], failed["queue"], failed["reason"]) == (
+        "w1@box",
+        "cuda",
+        "matmul differs from the CPU",
+    )
+    assert seen[0][1]["queues"] == ["cpu", "cuda"] and seen[-1][1]["state"] == "offline"
+
+
+def test_tasks_are_created_assigned_or_cancelled_with_what_the_database_holds(database_url):
+    from dtf.db.models import Batch, Run, RunTask
+    from dtf.plugins.coordinator import run_sent, run_stored
+    from dtf.scheduling.canvas import HeaderTask
+
+    with session_scope(database_url) as session:
+        session.add(Run(id="r1", workdir="/w", spec={}))
+        session.flush()
+        session.add_all(
+            [
+                RunTask(id=1, run_id="r1", position=0, type="test", queue="cuda", workdir="/w",
+                        timeout=60),
+                RunTask(id=2, run_id="r1", position=1, type="command", queue="cpu",
+                        workdir="/w", timeout=60),
+            ]
+        )  # fmt: skip
+        session.flush()
+        session.add_all(
+            [
+                Batch(id="b1", run_id="r1", task_id=1, position=0, queue="cuda",
+                      hardware="cuda", size=12),
+            ]
+        )  # fmt: skip
+    headers = [
+        HeaderTask("batch", "b1", "cuda", 7, 600.0, tests=12),
+        HeaderTask("command", "2", "cpu", 5, 60.0),
+        HeaderTask("benchmark", "job-1", "cuda", 5, 60.0),
+    ]
+    seen: list[tuple[str, dict]] = []
+
+    class TaskWatcher:
+        dtf_plugin_kind = "monitoring"
+
+        @hookimpl
+        def dtf_task_created(self, task):
+            seen.append(("created", task))
+
+        @hookimpl
+        def dtf_task_assigned(self, task):
+            seen.append(("assigned", task))
+
+        @hookimpl
+        def dtf_task_cancelled(self, task):
+            seen.append(("cancelled", task))
+
+    register(TaskWatcher())
+
+    run_stored(database_url, "r1", headers)
+    run_sent(database_url, "r1", headers, sent=True)
+    run_sent(database_url, "r1", headers, sent=False)
+
+    assert [(event, t["kind"], t["id"]) for event, t in seen[:3]] == [
+        ("created", "batch", "b1"),
+        ("created", "command", "2"),
+        ("created", "benchmark", "job-1"),
+    ]
+    batch = seen[0][1]
+    assert (batch["queue"], batch["hardware"], batch["size"], batch["priority"]) == (
+        "cuda",
+        "cuda",
+        12,
+        7,
+    )
+    assert [e for e, _ in seen[3:]] == ["assigned"] * 3 + ["cancelled"] * 3
+    assert {t["status"] for e, t in seen if e == "cancelled"} == {"cancelled"}
