@@ -21,6 +21,8 @@ def clean_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DTF_")}
     # dtf run's local workers stop with each run, as in CI, unless a test asks otherwise.
     env["DTF_LOCAL_WORKERS_IDLE"] = "0"
+    # Never post statuses or comments to a real CI provider from a test run.
+    env["DTF_CI"] = "none"
     env.update(overrides)
     return env
 
