@@ -226,11 +226,6 @@ class TestTask(_TaskBase):
     #: what stays in one batch: a module unless too long ("module"), a whole file
     #: ("file", xdist's loadfile), a class or module scope ("scope", loadscope), nothing
     grouping: Literal["module", "file", "scope", "none"] = "module"
-    #: reruns of a failed test; one that passes on a rerun is reported flaky (off: 0)
-    reruns: Annotated[int, Field(ge=0, le=10)] = 0
-    #: address-space limit of the pytest child in MiB; a test that exceeds it is
-    #: reported out_of_memory and the worker goes on (None: no limit)
-    memory_limit_mb: Annotated[float, Field(ge=64)] | None = None
     #: no batch is expected to run longer than this (seconds)
     max_batch_seconds: _PositiveFloat | None = None
     #: cut the tests into this many batches of equal expected duration instead
