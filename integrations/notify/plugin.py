@@ -48,7 +48,9 @@ class _Notifier:
         return options
 
     def _notify_on(self, options: Options, run: dict[str, Any] | None) -> str:
-        default = Options.for_run("notify", run).choice("on", "DTF_NOTIFY_ON", NOTIFY_ON, "always")
+        common = Options.for_run("notify", run)
+        common.check_keys(("on",))
+        default = common.choice("on", "DTF_NOTIFY_ON", NOTIFY_ON, "always")
         env = f"DTF_{self.dtf_plugin_name.upper()}_NOTIFY_ON"
         return options.choice("notify_on", env, NOTIFY_ON, default)
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from dtf.db.models import IntegrationOutcome
 from integrations.http import IntegrationError, http_session
 from integrations.notify.notice import counts_text, recovery_notice, run_notice, should_notify
 from integrations.notify.slack import SlackWebhook, slack_payload
 from integrations.notify.teams import CARD_CONTENT_TYPE, TeamsWebhook, teams_payload
+from integrations.settings import ConfigError
 from tests.support.http_recorder import Reply, recording_server
+from tests.support.run_history import add_run, history_db
 
 SLACK_TOKEN = "XXXXxxxxSECRETxxxxXXXX"
 TEAMS_SIG = "sig0123456789SECRETabc"
@@ -216,3 +220,58 @@ def test_a_webhook_answering_503_is_retried(server):
     )
     assert len(server.requests) == 2
     assert server.requests[0].body == server.requests[1].body
+
+
+@pytest.fixture
+def outcomes_db(tmp_path, monkeypatch):
+    with history_db(tmp_path) as db:
+        monkeypatch.setenv("DTF_DATABASE_URL", str(db.get_bind().url))
+        yield db
+
+
+def test_the_plugin_follows_notify_on_from_the_task_file_and_the_environment(
+    server, outcomes_db, monkeypatch
+):
+    from integrations.notify.plugin import SlackNotifier
+
+    run_id = add_run(outcomes_db, 1, {"t::a": "passed"}, status="passed")
+    monkeypatch.setenv("DTF_SLACK_WEBHOOK_URL", f"{server.url}/services/{SLACK_TOKEN}")
+    passed = {**SUMMARY, "run_id": run_id, "status": "passed", "failures": []}
+    run = {**RUN, "id": run_id, "spec": {"integrations": {"notify": {"on": "failure"}}}}
+
+    SlackNotifier().dtf_run_finished(run, passed)  # a passed run, "failure" asked for
+    assert server.requests == []
+    monkeypatch.setenv("DTF_SLACK_NOTIFY_ON", "always")  # the channel's own setting wins
+    SlackNotifier().dtf_run_finished(run, passed)
+    assert len(server.requests) == 1
+    [outcome] = outcomes_db.scalars(select(IntegrationOutcome)).all()
+    assert (outcome.integration, outcome.kind, outcome.ok) == ("slack", "notification", True)
+
+    with pytest.raises(ConfigError, match=r"integrations\.notify\.of: unknown setting"):
+        SlackNotifier().dtf_run_finished(
+            {**run, "spec": {"integrations": {"notify": {"of": 1}}}}, passed
+        )
+
+
+def test_a_failed_recovery_is_sent_from_the_worker_unless_never(server, outcomes_db, monkeypatch):
+    from integrations.notify.plugin import TeamsNotifier
+
+    run_id = add_run(outcomes_db, 1, {"t::a": "passed"})
+    monkeypatch.setenv("DTF_TEAMS_WEBHOOK_URL", f"{server.url}/workflows/x?sig={TEAMS_SIG}")
+    recovery = {
+        "run_id": run_id,
+        "batch_id": "b1",
+        "attempt": 2,
+        "worker": "w@h",
+        "reason": "attempt 1 on v@h was lost",
+        "status": "failed",
+        "error": "boom",
+    }
+
+    TeamsNotifier().dtf_recovery_failed(recovery)
+    [request] = server.requests
+    card = request.json()["attachments"][0]["content"]
+    assert card["body"][0]["text"] == f"dtf: recovery failed for run {run_id[:8]}"
+    monkeypatch.setenv("DTF_NOTIFY_ON", "never")
+    TeamsNotifier().dtf_recovery_failed(recovery)
+    assert len(server.requests) == 1
