@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from integrations.calls import call
-from integrations.http import http_session
+from integrations.http import IntegrationError, http_session
 from integrations.trackers.history import FailingTest
 
 API = "/rest/api/2"
@@ -83,17 +83,21 @@ class JiraClient:
         self.base = settings.url.rstrip("/") + API
         self.deployment = settings.deployment or deployment_of(settings.url)
         self.session = session or http_session()
-        self.session.headers["Accept"] = "application/json"
-        if settings.user:
-            self.session.auth = (settings.user, settings.token)
-        else:
-            self.session.headers["Authorization"] = f"Bearer {settings.token}"
+        # Creating an issue is not safe to repeat: a 502 after JIRA created it would
+        # make a retry file a duplicate. It is sent once, and looked for on failure.
+        self.once = http_session(retries=0)
+        for http in (self.session, self.once):
+            http.headers["Accept"] = "application/json"
+            if settings.user:
+                http.auth = (settings.user, settings.token)
+            else:
+                http.headers["Authorization"] = f"Bearer {settings.token}"
         self.secrets = [settings.token]
 
-    def _call(self, method: str, path: str, what: str, **kwargs) -> Any:
+    def _call(self, method: str, path: str, what: str, *, once: bool = False, **kwargs) -> Any:
         response = call(
-            self.session, method, self.base + path, what=f"JIRA {what}", secrets=self.secrets,
-            **kwargs,
+            self.once if once else self.session, method, self.base + path,
+            what=f"JIRA {what}", secrets=self.secrets, **kwargs,
         )  # fmt: skip
         return response.json() if response.content else None
 
@@ -119,6 +123,7 @@ class JiraClient:
             "POST",
             "/issue",
             "create issue",
+            once=True,
             json={
                 "fields": {
                     "project": {"key": self.settings.project},
@@ -193,7 +198,13 @@ def report_failing_test(
         client.add_comment(existing, comment_body(test, run))
         return TrackerAction("commented", existing, test.nodeid)
     labels = [*client.settings.labels, label]
-    key = client.create_issue(issue_summary(test), issue_description(test, run), labels)
+    try:
+        key = client.create_issue(issue_summary(test), issue_description(test, run), labels)
+    except IntegrationError:
+        # The answer may have been lost after JIRA created it.
+        key = client.find_open_issue(label)
+        if key is None:
+            raise
     return TrackerAction("created", key, test.nodeid)
 
 

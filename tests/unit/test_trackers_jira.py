@@ -153,6 +153,18 @@ def test_an_open_issue_is_commented_on_instead_of_filed_again(jira):
     assert len(jira.requests) == 2  # no second issue
 
 
+def test_a_create_whose_answer_is_lost_is_not_repeated_but_found(jira):
+    jira.replies = [
+        Reply(200, {"issues": []}),
+        Reply(502, b"<html>Bad Gateway</html>", "text/html"),  # JIRA created it anyway
+        Reply(200, {"issues": [{"key": "ML-13"}]}),
+    ]
+    client = JiraClient(_client(jira).settings)  # the default session, which retries 5xx
+    action = report_failing_test(client, FAILING, RUN)
+    assert (action.action, action.key) == ("created", "ML-13")
+    assert [r.method for r in jira.requests] == ["GET", "POST", "GET"]
+
+
 def test_data_center_uses_a_bearer_token_and_the_classic_search(jira):
     jira.replies = [Reply(200, {"issues": [], "total": 0})]
     client = _client(jira, user=None, deployment=None)  # 127.0.0.1 is not atlassian.net
