@@ -219,6 +219,9 @@ def _onnx_dims(name: str, declared: list[Any], batch_size: int, shape: list[int]
                 f"input {name} has a free dimension {dim!r}: give sequence_lengths or input_shapes"
             )
         dims.append(value)
+    left = list(free)
+    if left:
+        raise ValueError(f"input {name} has shape {declared}, which {shape} does not fit")
     return dims
 
 

@@ -164,10 +164,72 @@ def test_a_callable_that_cannot_be_imported_fails_with_where_it_looked(project: 
 
 def test_a_packaged_model_that_is_not_installed_is_named(project: Path) -> None:
     job = _job(project, "", runtime="pytorch", model="no-such-model")
-    pytest.importorskip("torch")
 
     status, error = _statuses(run_job(job, cwd=str(project), timeout=60))[""]
 
     assert status == "broken"
     assert error.startswith("model 'no-such-model' is not on disk: not a path under")
     assert "dtf never downloads weights" in error
+
+
+def _onnx_embedding_model(path: Path) -> None:
+    """input_ids [batch, sequence] (int64) -> embeddings [batch, sequence, 4] (float)."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    numpy = pytest.importorskip("numpy")
+    table = numpy_helper.from_array(numpy.arange(40, dtype=numpy.float32).reshape(10, 4), "table")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "input_ids"], ["embeddings"])],
+        "embed",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])],
+        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, None)],
+        initializer=[table],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, str(path))
+
+
+def test_an_onnx_model_runs_with_inputs_shaped_from_its_signature(project: Path) -> None:
+    _onnx_embedding_model(project / "embed.onnx")
+    job = _job(project, "", runtime="onnxruntime", model="embed.onnx", shapes=[[16], [64]])
+
+    outcome = run_job(job, cwd=str(project), timeout=60)
+
+    assert _statuses(outcome) == {"16": ("done", None), "64": ("done", None)}
+    assert outcome.environment["providers"] == ["CPUExecutionProvider"]
+    assert outcome.environment["weights"] == str(project / "embed.onnx")
+
+
+def test_a_shape_that_does_not_fit_the_onnx_input_fails(project: Path) -> None:
+    _onnx_embedding_model(project / "embed.onnx")
+    job = _job(project, "", runtime="onnxruntime", model="embed.onnx", shapes=[[8, 3]])
+
+    status, error = _statuses(run_job(job, cwd=str(project), timeout=60))["8x3"]
+
+    assert status == "failed"
+    assert "input_ids has shape ['batch', 'sequence'], which [8, 3] does not fit" in error
+
+
+def test_an_onnx_model_refuses_a_precision_it_was_not_exported_in(project: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["pixels"], ["out"])],
+        "relu",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+              str(project / "relu.onnx"))  # fmt: skip
+    job = _job(project, "", runtime="onnxruntime", model="relu.onnx", precision="fp16")
+
+    status, error = _statuses(run_job(job, cwd=str(project), timeout=60))[""]
+
+    assert status == "failed"
+    assert error == (
+        "loading failed: ValueError: precision fp16 does not match the model's input pixels "
+        "(tensor(float)); export the model in that precision"
+    )
