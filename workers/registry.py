@@ -127,8 +127,11 @@ class Registry:
         from celery import current_app
 
         try:
-            with current_app.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, timeout=2)
+            with current_app.connection() as connection:  # a new one: a pooled one may be stale
+                connection.connect()  # once: retrying here would hide a short outage
+                client = getattr(connection.default_channel, "client", None)
+                if client is not None and hasattr(client, "ping"):
+                    client.ping()  # Redis connects lazily: ask it something
         except Exception as exc:
             if self._broker_down_since is None:
                 logger.warning("dtf: the broker does not answer: %s", exc)

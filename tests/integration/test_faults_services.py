@@ -1,0 +1,193 @@
+"""Fault tests: the broker restarted and the database cut off in the middle of a run.
+
+Redis is a private ``redis-server`` on a port of its own with persistence on; the
+database is the real PostgreSQL behind a TCP proxy the test cuts and restores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.support.processes import clean_env, run_dtf
+
+pytestmark = pytest.mark.integration
+
+SLOW_SUITE = "\n".join(
+    f"def test_{i}():\n    import time\n    time.sleep(0.4)\n" for i in range(10)
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server with append-only persistence in ``folder``, stopped and started."""
+
+    def __init__(self, folder) -> None:
+        self.folder, self.port = folder, free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--appendonly", "yes", "--dir", str(self.folder), "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            subprocess.run(["redis-cli", "-p", str(self.port), "shutdown"], capture_output=True)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+
+class TcpProxy:
+    """Forwards a local port to PostgreSQL; ``cut`` drops every connection and refuses
+    new ones until ``restore``."""
+
+    def __init__(self, target_port: int = 5432) -> None:
+        self.port, self.target = free_port(), target_port
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.listener.close()
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self.sockets.clear()
+
+
+def wait_status(env, cwd, run_id, predicate, timeout=90) -> dict:
+    deadline = time.monotonic() + timeout
+    status: dict = {}
+    while time.monotonic() < deadline:
+        proc = run_dtf("status", run_id, "--json", env=env, cwd=cwd)
+        if proc.returncode == 0:
+            status = json.loads(proc.stdout)
+            if predicate(status):
+                return status
+        time.sleep(0.3)
+    raise AssertionError(f"run {run_id} never got there: {status}")
+
+
+def finished(status: dict) -> bool:
+    return status.get("status") in ("passed", "failed", "error")
+
+
+def test_redis_restarted_mid_run_loses_nothing(tmp_path, postgres_url, start_worker):
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    try:
+        env = clean_env(
+            DTF_BROKER_URL=f"redis://127.0.0.1:{redis.port}/0",
+            DTF_DATABASE_URL=postgres_url,
+            DTF_HOME=str(tmp_path / "home"),
+            DTF_HEARTBEAT_INTERVAL="1",
+            DTF_RECONCILE_INTERVAL="1",
+        )
+        assert run_dtf("init-db", env=env, cwd=tmp_path).returncode == 0
+        (tmp_path / "test_slow.py").write_text(SLOW_SUITE)
+        start_worker(env, queues="cpu", name="steady")
+        run_id = run_dtf("submit", "test_slow.py", "--grouping", "none", env=env,
+                         cwd=tmp_path).stdout.strip()  # fmt: skip
+        wait_status(env, tmp_path, run_id, lambda s: s.get("finished", 0) >= 1)
+
+        redis.stop()
+        time.sleep(2)
+        redis.start()
+
+        status = wait_status(env, tmp_path, run_id, finished, timeout=90)
+        assert status["counts"] == {"passed": 10}
+        assert status["status"] == "passed"
+        results = json.loads(run_dtf("results", run_id, env=env, cwd=tmp_path).stdout)["results"]
+        assert len({r["nodeid"] for r in results}) == len(results) == 10
+    finally:
+        redis.stop()
+
+
+def test_postgres_cut_off_while_results_arrive_loses_none(
+    tmp_path, redis_url, postgres_url, start_worker
+):
+    proxy = TcpProxy()
+    proxied = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    env = clean_env(
+        DTF_BROKER_URL=redis_url, DTF_DATABASE_URL=postgres_url, DTF_HOME=str(tmp_path / "h")
+    )
+    assert run_dtf("init-db", env=env, cwd=tmp_path).returncode == 0
+    (tmp_path / "test_slow.py").write_text(SLOW_SUITE)
+    worker_env = {**env, "DTF_DATABASE_URL": proxied, "DTF_HEARTBEAT_INTERVAL": "2"}
+    start_worker(worker_env, queues="cpu", name="patient")
+    run_id = run_dtf("submit", "test_slow.py", env=worker_env, cwd=tmp_path).stdout.strip()
+    wait_status(env, tmp_path, run_id, lambda s: s.get("finished", 0) >= 1)
+
+    proxy.cut()
+    time.sleep(3)
+    proxy.restore()
+
+    status = wait_status(env, tmp_path, run_id, finished, timeout=120)
+    assert status["counts"] == {"passed": 10}
+    results = json.loads(run_dtf("results", run_id, env=env, cwd=tmp_path).stdout)["results"]
+    assert len({r["nodeid"] for r in results}) == len(results) == 10
+    stats = json.loads(run_dtf("recovery", "stats", "--json", env=env, cwd=tmp_path).stdout)
+    assert "db_unreachable" in {row["failure_class"] for row in stats}
+    proxy.cut()
