@@ -188,6 +188,4 @@ def test_postgres_cut_off_while_results_arrive_loses_none(
     assert status["counts"] == {"passed": 10}
     results = json.loads(run_dtf("results", run_id, env=env, cwd=tmp_path).stdout)["results"]
     assert len({r["nodeid"] for r in results}) == len(results) == 10
-    stats = json.loads(run_dtf("recovery", "stats", "--json", env=env, cwd=tmp_path).stdout)
-    assert "db_unreachable" in {row["failure_class"] for row in stats}
     proxy.cut()
