@@ -113,9 +113,58 @@ def build_matrix(session: Session, run_id: str | None = None) -> Matrix:
         runs = list(
             session.scalars(select(Run.id).order_by(Run.created_at.desc()).limit(HISTORY_RUNS))
         )
+    benchmarks = [
+        {column: getattr(row, column) for column in _BENCHMARK_COLUMNS}
+        for row in session.scalars(
+            select(BenchmarkResult)
+            .filter(BenchmarkResult.run_id.in_(runs))
+            .order_by(BenchmarkResult.id)
+        )
+    ]
+    tests = session.execute(
+        select(TestItem.run_id, TestItem.requirements, TestItem.outcome, Batch.hardware)
+        .join(Batch, Batch.id == TestItem.batch_id)
+        .filter(
+            TestItem.run_id.in_(runs),
+            cast(TestItem.requirements, Text).like('%"model"%'),
+        )
+    ).all()
+    return _matrix(runs, benchmarks, [tuple(row) for row in tests], run_id)
+
+
+def report_matrix(records: dict[str, Any]) -> Matrix:
+    """The matrix of one run from the rows a report already read (``dtf.reporting.model``)."""
+    run_id = records["run"]["id"]
+    hardware = {batch["id"]: batch.get("hardware") for batch in records["batches"]}
+    tests = [
+        (run_id, item.get("requirements"), item.get("outcome"), hardware.get(item["batch_id"]))
+        for item in records["items"]
+        if item.get("batch_id")
+    ]
+    return _matrix([run_id], records.get("benchmarks", []), tests, run_id)
+
+
+_BENCHMARK_COLUMNS = (
+    "run_id", "model", "hardware", "status", "error", "batch_size", "shape", "precision",
+    "runtime", "throughput", "latency_p50_ms", "device",
+)  # fmt: skip
+
+#: (run id, requirements, outcome, hardware kind) of a test item
+TestRow = tuple[str, dict[str, Any] | None, str | None, str | None]
+
+
+def _matrix(
+    runs: list[str], benchmarks: list[dict[str, Any]], tests: list[TestRow], run_id: str | None
+) -> Matrix:
     by_run: dict[str, dict[tuple[str, str], Cell]] = defaultdict(dict)
-    _add_benchmarks(session, runs, by_run)
-    _add_tests(session, runs, by_run)
+    for row in benchmarks:
+        _add_benchmark(_cell(by_run, row["run_id"], row["model"], row["hardware"]), row)
+    for run, requirements, outcome, hardware in tests:
+        model = (requirements or {}).get("model")
+        if model and hardware:
+            cell = _cell(by_run, run, model, hardware)
+            key = outcome or "not finished"
+            cell.tests[key] = cell.tests.get(key, 0) + 1
     cells: dict[tuple[str, str], Cell] = {}
     for run in runs:  # newest first: the first run with data for a cell wins
         for key, cell in by_run.get(run, {}).items():
@@ -133,39 +182,19 @@ def _cell(by_run: dict, run: str, model: str, hardware: str) -> Cell:
     return cells[(model, hardware)]
 
 
-def _add_benchmarks(session: Session, runs: list[str], by_run: dict) -> None:
-    rows = session.scalars(select(BenchmarkResult).filter(BenchmarkResult.run_id.in_(runs)))
-    for row in rows:
-        cell = _cell(by_run, row.run_id, row.model, row.hardware)
-        cell.benchmarks[row.status] = cell.benchmarks.get(row.status, 0) + 1
-        if row.status != "done" and row.error and row.error not in cell.notes:
-            cell.notes.append(row.error)
-        if row.status == "done" and (
-            cell.fastest is None or (row.throughput or 0) > cell.fastest["throughput"]
-        ):
-            cell.fastest = {
-                "batch_size": row.batch_size, "shape": row.shape, "precision": row.precision,
-                "runtime": row.runtime, "throughput": row.throughput or 0.0,
-                "latency_p50_ms": row.latency_p50_ms, "device": row.device,
-            }  # fmt: skip
-
-
-def _add_tests(session: Session, runs: list[str], by_run: dict) -> None:
-    rows = session.execute(
-        select(TestItem.run_id, TestItem.requirements, TestItem.outcome, Batch.hardware)
-        .join(Batch, Batch.id == TestItem.batch_id)
-        .filter(
-            TestItem.run_id.in_(runs),
-            cast(TestItem.requirements, Text).like('%"model"%'),
-        )
-    )
-    for run, requirements, outcome, hardware in rows:
-        model = (requirements or {}).get("model")
-        if not model or not hardware:
-            continue
-        cell = _cell(by_run, run, model, hardware)
-        key = outcome or "not finished"
-        cell.tests[key] = cell.tests.get(key, 0) + 1
+def _add_benchmark(cell: Cell, row: dict[str, Any]) -> None:
+    status = row["status"]
+    cell.benchmarks[status] = cell.benchmarks.get(status, 0) + 1
+    if status != "done" and row["error"] and row["error"] not in cell.notes:
+        cell.notes.append(row["error"])
+    throughput = row["throughput"] or 0.0
+    if status == "done" and (cell.fastest is None or throughput > cell.fastest["throughput"]):
+        cell.fastest = {
+            "batch_size": row["batch_size"], "shape": row["shape"],
+            "precision": row["precision"], "runtime": row["runtime"],
+            "throughput": throughput, "latency_p50_ms": row["latency_p50_ms"],
+            "device": row["device"],
+        }  # fmt: skip
 
 
 def matrix_markdown(matrix: Matrix) -> str:
@@ -187,7 +216,7 @@ def _md(text: str) -> str:
 
 
 def matrix_html(matrix: Matrix) -> str:
-    """The matrix as an HTML table; each cell has a class ``supported``/``fails``/``not-run``."""
+    """The matrix as an HTML table; each cell starts with a badge of its state."""
     if not matrix.models:
         return ""
     head = "".join(f"<th>{html.escape(kind)}</th>" for kind in matrix.hardware)
@@ -196,10 +225,15 @@ def matrix_html(matrix: Matrix) -> str:
         cells = []
         for kind in matrix.hardware:
             cell = matrix.cell(model, kind)
-            css = cell.state.replace(" ", "-")
-            cells.append(f'<td class="{css}">{html.escape(cell.describe())}</td>')
+            state, _, detail = cell.describe().partition(": ")
+            badge = f'<span class="badge {_BADGES[state]}">{html.escape(state)}</span>'
+            cells.append(f"<td>{badge} {html.escape(detail)}</td>")
         body.append(f"<tr><th>{html.escape(model)}</th>{''.join(cells)}</tr>")
     return (
         '<table class="matrix"><thead><tr><th>model</th>'
         f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>\n"
     )
+
+
+#: Badge classes of the states, as the HTML report styles outcomes.
+_BADGES = {"supported": "o-passed", "fails": "o-failed", "not run": "o-not_run"}

@@ -356,8 +356,15 @@ def commands(report: RunReport) -> str:
     )
 
 
+def matrix(report: RunReport) -> str:
+    from dtf.benchmarking.matrix import matrix_html, report_matrix
+
+    table = matrix_html(report_matrix(report.records))
+    return f'<section id="matrix"><h2>Model x hardware</h2>{table}</section>' if table else ""
+
+
 #: The page's sections, in order; a new one is a function added here.
-SECTIONS: list[Section] = [summary, failures, charts, flaky, slowest, tests, commands]
+SECTIONS: list[Section] = [summary, failures, charts, matrix, flaky, slowest, tests, commands]
 
 
 def render_html(report: RunReport, sections: Sequence[Section] = SECTIONS) -> str:

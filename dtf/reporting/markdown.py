@@ -170,8 +170,15 @@ def workers(report: RunReport, items: int) -> str:
     return _breakdown("By worker", "worker", report.by_worker, items)
 
 
+def matrix(report: RunReport, items: int) -> str:
+    from dtf.benchmarking.matrix import matrix_markdown, report_matrix
+
+    text = matrix_markdown(report_matrix(report.records))
+    return f"### Model x hardware\n\n{text.rstrip()}" if text else ""
+
+
 #: The sections, in order; a new one is a function added here.
-SECTIONS: list[Section] = [header, totals, failures, flaky, slowest, hardware, workers]
+SECTIONS: list[Section] = [header, totals, failures, flaky, slowest, matrix, hardware, workers]
 
 
 def render_markdown(

@@ -16,7 +16,17 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from dtf.db.models import Attempt, Batch, Bundle, Run, RunTask, TestItem, TestResult, Worker
+from dtf.db.models import (
+    Attempt,
+    Batch,
+    BenchmarkResult,
+    Bundle,
+    Run,
+    RunTask,
+    TestItem,
+    TestResult,
+    Worker,
+)
 from dtf.progress import ORDER
 from dtf.summary import FAILING_OUTCOMES, summarize
 
@@ -266,6 +276,12 @@ def load_report(session: Session, run_id: str) -> RunReport:
         "results": results,
         "workers": _workers(session, tasks, batches, results),
         "bundle": _bundle(session, run.bundle),
+        "benchmarks": [
+            row_dict(b)
+            for b in session.scalars(
+                select(BenchmarkResult).filter_by(run_id=run_id).order_by(BenchmarkResult.id)
+            )
+        ],
     }
     tests = _tests(records)
     counts: dict[str, int] = defaultdict(int)

@@ -150,6 +150,15 @@ def test_one_task_fans_out_per_hardware_and_batch_size_and_rolls_up_into_the_mat
     assert cells[("flaky-net", "cpu")]["state"] == "fails"
     assert cells[("flaky-net", "cuda")]["state"] == "not run"
 
+    markdown = run_dtf("report", run_id, "--format", "markdown", env=cluster_env, cwd=project)
+    assert "### Model x hardware\n\n| model | cpu | cuda | rocm |" in markdown.stdout
+    assert "| flaky-net | fails: 1 test failed | not run | not run |" in markdown.stdout
+    page = run_dtf("report", run_id, "--format", "html", env=cluster_env, cwd=project).stdout
+    assert '<section id="matrix"><h2>Model x hardware</h2>' in page
+    assert '<span class="badge o-failed">fails</span> 1 test failed' in page
+    report = json.loads(run_dtf("report", run_id, env=cluster_env, cwd=project).stdout)
+    assert len(report["benchmarks"]) == 6
+
 
 def test_a_slowdown_past_the_baseline_fails_the_run_when_asked(project, cluster_env, start_worker):
     start_worker(cluster_env, queues="cpu", name="bench")
