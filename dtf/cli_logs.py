@@ -148,6 +148,8 @@ def _print_listing(session, run_id: str) -> None:
             TestResult.nodeid,
             TestResult.outcome,
             TestResult.when,
+            TestResult.attempt,
+            TestResult.superseded,
             _line_count(TestResult.stdout),
             _line_count(TestResult.stderr),
             _line_count(TestResult.longrepr),
@@ -166,10 +168,14 @@ def _print_listing(session, run_id: str) -> None:
         click.echo(f"run {run_id}: none of its {total} results captured output")
         return
     click.echo(f"run {run_id}: {len(rows)} of {total} results captured output")
-    for nodeid, outcome, when, *counts in rows:
+    for nodeid, outcome, when, attempt, superseded, *counts in rows:
         labels = ("stdout", "stderr", _report_label(outcome))
-        sizes = [f"{label} {_lines(n)}" for label, n in zip(labels, counts, strict=True) if n]
-        click.echo(f"  {_label(outcome, when):9} {nodeid}  ({', '.join(sizes)})")
+        notes = [f"{label} {_lines(n)}" for label, n in zip(labels, counts, strict=True) if n]
+        if attempt and attempt > 1:
+            notes.append(f"attempt {attempt}")
+        if superseded:
+            notes.append("superseded by a rerun")
+        click.echo(f"  {_label(outcome, when):9} {nodeid}  ({', '.join(notes)})")
     click.echo(f"`dtf logs {run_id} TEST_ID` prints a test's output")
 
 
@@ -244,6 +250,10 @@ def _print_result(result, *, quiet: bool = False) -> None:
     """A header line, then each captured section; ``quiet``: nothing more when none."""
     header = f"==== {_label(result.outcome, result.when)} {result.nodeid} "
     where = f" on {result.worker}" if result.worker else ""
+    if result.attempt and result.attempt > 1:
+        where += f", attempt {result.attempt}"
+    if result.superseded:
+        where += ", superseded by a rerun"
     header += f"({result.duration:.2f}s{where}) ===="
     click.echo(click.style(header, bold=True))
     sections = (

@@ -62,6 +62,8 @@ class FinishedTest:
     when: str
     duration: float
     worker: str | None
+    attempt: int = 1  # 2.. for reruns of a failed test
+    superseded: bool = False  # an earlier attempt a rerun replaced
     stdout: str | None = None
     stderr: str | None = None
     longrepr: str | None = None
@@ -71,7 +73,9 @@ class FinishedTest:
         return bool(self.stdout or self.stderr or self.longrepr)
 
 
-_SUMMARY_COLUMNS = ("id", "nodeid", "outcome", "when", "duration", "worker")
+_SUMMARY_COLUMNS = (
+    "id", "nodeid", "outcome", "when", "duration", "worker", "attempt", "superseded",
+)  # fmt: skip
 _OUTPUT_COLUMNS = ("stdout", "stderr", "longrepr")
 
 
@@ -122,12 +126,14 @@ _STYLES = {"passed": "green", "skipped": "yellow", "xfailed": "yellow", "xpassed
 
 
 def outcome_line(test: FinishedTest) -> Text:
-    """``PASSED    tests/test_a.py::test_b  0.12s  w1@host`` (styled on a terminal)."""
+    """``PASSED    tests/test_a.py::test_b  0.12s  w1@host`` (styled on a terminal), with
+    ``  attempt 2`` for a rerun."""
     style = "bold red" if test.outcome in FAILING_OUTCOMES else _STYLES.get(test.outcome, "")
     label = test.outcome.upper() + ("" if test.when == "call" else f" ({test.when})")
+    rerun = f"  attempt {test.attempt}" if test.attempt and test.attempt > 1 else ""
     return Text.assemble(
         (f"{label:9}", style),
-        f" {test.nodeid}  {test.duration:.2f}s  {test.worker or '-'}",
+        f" {test.nodeid}  {test.duration:.2f}s  {test.worker or '-'}{rerun}",
     )
 
 

@@ -176,10 +176,10 @@ def test_new_results_returns_each_result_once_even_when_ids_become_visible_late(
                         for i in range(1, 5))  # fmt: skip
         session.flush()
 
-        def stored(*row_ids: int) -> None:
+        def stored(*row_ids: int, attempt: int = 1) -> None:
             session.add_all(
                 TestResult(
-                    id=i, run_id="r1", item_id=i, nodeid=f"t{i}",
+                    id=i, run_id="r1", item_id=i, nodeid=f"t{i}", attempt=attempt,
                     outcome="passed", when="call", duration=0.5, worker="w@h",
                 )
                 for i in row_ids
@@ -192,8 +192,10 @@ def test_new_results_returns_each_result_once_even_when_ids_become_visible_late(
         stored(2)  # committed after 3, though its id is lower
         assert [t.nodeid for t in feed(session)] == ["t2"]
         assert feed(session) == []
-        stored(4)
-        assert [(t.id, t.outcome, t.worker) for t in feed(session)] == [(4, "passed", "w@h")]
+        stored(4, attempt=2)
+        assert [(t.id, t.outcome, t.worker, t.attempt) for t in feed(session)] == [
+            (4, "passed", "w@h", 2)
+        ]
         # Once ids have settled the floor moves past them and they are forgotten.
         settled = NewResults("r1", settle_s=0)
         assert [t.id for t in settled(session)] == [1, 2, 3, 4]
@@ -202,7 +204,10 @@ def test_new_results_returns_each_result_once_even_when_ids_become_visible_late(
     engine.dispose()
 
 
-def test_an_outcome_line_names_the_phase_of_a_teardown_error():
-    test = FinishedTest(id=1, nodeid="t.py::test_x", outcome="error", when="teardown",
-                        duration=1.5, worker=None)  # fmt: skip
-    assert outcome_line(test).plain == "ERROR (teardown) t.py::test_x  1.50s  -"
+def test_an_outcome_line_names_the_phase_of_a_teardown_error_and_the_attempt_of_a_rerun():
+    teardown = FinishedTest(id=1, nodeid="t.py::test_x", outcome="error", when="teardown",
+                            duration=1.5, worker=None)  # fmt: skip
+    assert outcome_line(teardown).plain == "ERROR (teardown) t.py::test_x  1.50s  -"
+    rerun = FinishedTest(id=2, nodeid="t.py::test_y", outcome="passed", when="call",
+                         duration=0.25, worker="w@h", attempt=2)  # fmt: skip
+    assert outcome_line(rerun).plain == "PASSED    t.py::test_y  0.25s  w@h  attempt 2"
