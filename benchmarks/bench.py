@@ -5,7 +5,10 @@ For each suite it runs, in this order:
   pytest        python -m pytest -q -p no:cacheprovider PATHS
   xdist         python -m pytest -q -n N --dist load -p no:cacheprovider PATHS
   dtf first     dtf run PATHS --workers N   (fresh DTF_HOME and database: no history)
-  dtf history   dtf run PATHS --workers N   (same database: durations of the first run known)
+  dtf history   dtf run PATHS --workers N   (same database: durations of the first run known;
+                                              the local workers the first run left warm)
+  dtf cold      the same with DTF_LOCAL_WORKERS_IDLE=0 (history, but workers started anew,
+                                              as in CI)
 
 dtf uses the real Redis broker and a PostgreSQL database created for the run
 (and dropped afterwards). Every command's counts by outcome must equal plain
@@ -46,7 +49,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 #: networkx test folders that make the real suite: thousands of tests, under ~2 min plain.
 REAL_PATHS = ("algorithms",)
-COMMANDS = ("pytest", "xdist", "dtf first", "dtf history")
+COMMANDS = ("pytest", "xdist", "dtf first", "dtf history", "dtf cold")
 #: Words of pytest's closing line that are not outcomes of a test.
 NOT_OUTCOMES = {"warning", "warnings", "deselected", "rerun", "subtests"}
 
@@ -184,6 +187,8 @@ def dtf_state(services: Services, label: str) -> Iterator[dict[str, str]]:
     ):
         env = {k: v for k, v in os.environ.items() if not k.startswith("DTF_")}
         env.update(DTF_HOME=home, DTF_BROKER_URL=services.redis_url, DTF_DATABASE_URL=db_url)
+        # Warm local workers between runs whatever CI says; stopped below.
+        env["DTF_LOCAL_WORKERS_IDLE"] = "600"
         try:
             subprocess.run(
                 [sys.executable, "-m", "dtf", "init-db"],
@@ -191,6 +196,9 @@ def dtf_state(services: Services, label: str) -> Iterator[dict[str, str]]:
             )  # fmt: skip
             yield env
         finally:
+            subprocess.run(
+                [sys.executable, "-m", "dtf", "stop-workers"], env=env, capture_output=True
+            )
             flush_redis(services.redis_url)
 
 
@@ -274,6 +282,8 @@ def bench_once(suite: Suite, services: Services, workers: int, timeout: float):
     with dtf_state(services, suite.name) as env:
         yield run_dtf(suite, "dtf first", env, workers, timeout)
         yield run_dtf(suite, "dtf history", env, workers, timeout)
+        cold = {**env, "DTF_LOCAL_WORKERS_IDLE": "0"}
+        yield run_dtf(suite, "dtf cold", cold, workers, timeout)
 
 
 # --- suites -------------------------------------------------------------------------------
@@ -331,6 +341,7 @@ def print_table(rows: list[Row], workers: int) -> None:
         "xdist": f"pytest -n {workers}",
         "dtf first": f"dtf run --workers {workers} (first)",
         "dtf history": f"dtf run --workers {workers} (history)",
+        "dtf cold": f"dtf run --workers {workers} (history, cold workers)",
     }
     header = f"{'suite':<8} {'command':<34} {'wall s':>8} {'/xdist':>7} {'/pytest':>8}  counts"
     print(header)

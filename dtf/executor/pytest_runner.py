@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,6 +151,7 @@ def run_pytest_batch(
     recovery: RecoveryHooks | None = None,
     memory_limit_mb: float | None = None,
     reruns: int = 0,
+    on_flush: Callable[[], object] | None = None,
 ) -> BatchOutcome:
     """Run ``nodeids`` (relative to ``rootdir``) and call ``on_record`` for each result.
 
@@ -163,6 +164,8 @@ def run_pytest_batch(
     caps each child's address space (RLIMIT_AS). ``reruns``: a test that failed runs again
     up to that many times; one that then passes is reported ``flaky`` (attempt 2..).
     ``start_method``: "fork", "spawn" or None for the default (see the module docstring).
+    ``on_flush``: called after each group of records that arrived together (all the
+    lines the child wrote since the last look), so that they can be stored at once.
     """
     if test_timeout <= 0:
         raise ValueError(f"test_timeout must be positive, got {test_timeout}")
@@ -177,6 +180,7 @@ def run_pytest_batch(
         on_record=on_record,
         recovery=recovery or RecoveryHooks(),
         memory_limit_mb=memory_limit_mb,
+        on_flush=on_flush,
     )
     return batch.run(list(dict.fromkeys(nodeids)), reruns)
 
@@ -197,7 +201,8 @@ class _BatchRun:
     """The children of one batch, and what recovery decides when one of them breaks."""
 
     def __init__(self, *, rootdir, method, python, extra_args, env, test_timeout,
-                 poll_interval, on_record, recovery, memory_limit_mb) -> None:  # fmt: skip
+                 poll_interval, on_record, recovery, memory_limit_mb,
+                 on_flush=None) -> None:  # fmt: skip
         self.rootdir = rootdir
         self.method = method
         self.python = python
@@ -207,6 +212,9 @@ class _BatchRun:
         self.test_timeout = test_timeout
         self.poll_interval = poll_interval
         self.on_record = on_record
+        self.on_flush = on_flush
+        #: while a child's lines are read, records are flushed once at the end
+        self.grouping = False
         self.recovery = recovery
         self.memory_limit_mb = memory_limit_mb
         self.counts: Counter[str] = Counter()
@@ -221,6 +229,19 @@ class _BatchRun:
     def emit(self, record: TestRecord) -> None:
         self.counts[record.outcome] += 1
         self.on_record(record)
+        if not self.grouping and self.on_flush is not None:
+            self.on_flush()
+
+    @contextlib.contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Records emitted inside are flushed together when it ends."""
+        self.grouping = True
+        try:
+            yield
+        finally:
+            self.grouping = False
+            if self.on_flush is not None:
+                self.on_flush()
 
     def run(self, nodeids: list[str], reruns: int) -> BatchOutcome:
         pending = _drop_missing_files(nodeids, self.rootdir, self.emit)
@@ -261,7 +282,7 @@ class _BatchRun:
         workdir.mkdir()
         child = _ChildRun(
             unit.nodeids, self.rootdir, workdir, self.python, self.extra_args, self.child_env,
-            memory_limit_mb=self.memory_limit_mb,
+            memory_limit_mb=self.memory_limit_mb, grouped=self.grouped,
         )  # fmt: skip
         method = "spawn" if unit.spawn else _method_for_child(self.method, self.env, self.rootdir)
         memory_errors: dict[str, TestRecord] = {}
@@ -572,8 +593,10 @@ class _ChildRun:
         env: dict[str, str],
         *,
         memory_limit_mb: float | None = None,
+        grouped: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ) -> None:
         self.memory_limit_mb = memory_limit_mb
+        self.grouped = grouped
         self.nodeids = nodeids
         self.wanted = set(nodeids)
         self.select = workdir / "select.jsonl"
@@ -759,12 +782,13 @@ class _ChildRun:
             return False
         self._offset += len(chunk)
         *lines, self._partial = (self._partial + chunk).split(b"\n")
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # blank, or torn by a kill mid-write
-            self._handle(event, emit)
+        with self.grouped():
+            for line in lines:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # blank, or torn by a kill mid-write
+                self._handle(event, emit)
         return bool(lines)
 
     def _handle(self, event: dict, emit: Callable[[TestRecord], None]) -> None:

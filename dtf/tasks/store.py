@@ -174,38 +174,54 @@ def result_row(
 
 def record_result(db_url: str, work: BatchWork, record: TestRecord, worker: str | None) -> bool:
     """Store one test result as soon as it exists; False if it was already stored."""
-    item_id = work.items.get(record.nodeid)
-    if item_id is None:
-        return False
+    return record_results(db_url, work, [record], worker) == [True]
+
+
+def record_results(
+    db_url: str, work: BatchWork, records: list[TestRecord], worker: str | None
+) -> list[bool]:
+    """Store results that arrived together in one transaction; per record, False if it
+    was already stored (then each is written on its own, so the others still land)."""
+    known = [r for r in records if r.nodeid in work.items]
+    if not known:
+        return [False] * len(records)
     try:
         with session_scope(db_url) as session:
-            if record.attempt > 1:
-                # A rerun: the earlier attempts stay as history, no longer counted.
-                session.execute(
-                    update(TestResult)
-                    .where(TestResult.item_id == item_id, TestResult.attempt < record.attempt)
-                    .values(superseded=True)
-                )
-            if record.outcome == "flaky" and work.suite:
-                _count_flaky(session, work.suite, record.nodeid, work.run_id)
-            session.add(
-                result_row(
-                    record,
-                    run_id=work.run_id,
-                    item_id=item_id,
-                    attempt_id=work.attempt_id,
-                    worker=worker,
-                )
-            )
-            if record.when != "teardown":
-                session.execute(
-                    update(TestItem)
-                    .where(TestItem.id == item_id)
-                    .values(outcome=record.outcome, duration=record.duration)
-                )
+            for record in known:
+                _add_result(session, work, record, worker)
     except IntegrityError:
-        return False  # a concurrent redelivery of this batch stored it first
-    return True
+        if len(records) == 1:
+            return [False]  # a concurrent redelivery of this batch stored it first
+        return [bool(record_results(db_url, work, [r], worker)[0]) for r in records]
+    return [r.nodeid in work.items for r in records]
+
+
+def _add_result(session, work: BatchWork, record: TestRecord, worker: str | None) -> None:
+    item_id = work.items[record.nodeid]
+    if record.attempt > 1:
+        # A rerun: the earlier attempts stay as history, no longer counted.
+        session.execute(
+            update(TestResult)
+            .where(TestResult.item_id == item_id, TestResult.attempt < record.attempt)
+            .values(superseded=True)
+        )
+    if record.outcome == "flaky" and work.suite:
+        _count_flaky(session, work.suite, record.nodeid, work.run_id)
+    session.add(
+        result_row(
+            record,
+            run_id=work.run_id,
+            item_id=item_id,
+            attempt_id=work.attempt_id,
+            worker=worker,
+        )
+    )
+    if record.when != "teardown":
+        session.execute(
+            update(TestItem)
+            .where(TestItem.id == item_id)
+            .values(outcome=record.outcome, duration=record.duration)
+        )
 
 
 def finish_attempt(
@@ -354,9 +370,15 @@ class ResultWriter:
         self.outage_error = ""
 
     def write(self, record: TestRecord) -> None:
+        """Store ``record`` now (buffered while the database does not answer)."""
+        self.add(record)
+        self.flush()
+
+    def add(self, record: TestRecord) -> None:
+        """Buffer ``record`` for the next ``flush``: results that arrive together are
+        stored in one transaction (a commit per test would cost more than short tests)."""
         self.test_s += record.duration
         self.buffer.append(record)
-        self.flush()
 
     def flush(self) -> bool:
         """Write what is buffered; False while the database is unreachable."""
@@ -366,12 +388,9 @@ class ResultWriter:
         from dtf.recovery import classes as fc
 
         while self.buffer:
+            group = list(self.buffer)
             try:
-                if record_result(self.db_url, self.work, self.buffer[0], self.worker):
-                    plugin_hooks.test_finished(
-                        self.buffer[0], run_id=self.work.run_id, batch_id=self.work.batch_id,
-                        worker=self.worker,
-                    )  # fmt: skip
+                stored = record_results(self.db_url, self.work, group, self.worker)
             except Exception as exc:
                 if fc.classify_exception(exc) != fc.DB_UNREACHABLE:
                     raise
@@ -382,7 +401,13 @@ class ResultWriter:
                     self.outage_started = time.monotonic()
                 self.outage_error = str(exc)
                 return False
-            self.buffer.pop(0)
+            del self.buffer[: len(group)]
+            for record, new in zip(group, stored, strict=True):
+                if new:
+                    plugin_hooks.test_finished(
+                        record, run_id=self.work.run_id, batch_id=self.work.batch_id,
+                        worker=self.worker,
+                    )  # fmt: skip
         if self.outage_started is not None:
             self._record_outage(time.monotonic() - self.outage_started)
             self.outage_started = None
