@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from dtf.cli_benchmarks import baseline, matrix
+from dtf.cli_flaky import flaky
 from dtf.cli_logs import logs, verbose_option, verbose_requested
 from dtf.cli_recovery import recovery as recovery_command
 from dtf.cli_report import report, report_option, results, write_run_reports
@@ -463,13 +464,14 @@ def _resolve_run(session, run_id: str | None) -> str:
 
 
 cli.add_command(workers)
-cli.add_command(logs)
+cli.add_command(flaky)
+cli.add_command(plugins_command)
 cli.add_command(baseline)
 cli.add_command(matrix)
+cli.add_command(recovery_command)
+cli.add_command(logs)
 cli.add_command(report)
 cli.add_command(results)
-cli.add_command(plugins_command)
-cli.add_command(recovery_command)
 
 
 @cli.command("stop-workers")

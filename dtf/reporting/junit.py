@@ -105,6 +105,7 @@ def testcases(test: TestEntry, *, run_done: bool = True) -> list[ET.Element]:
         cases.append(case)
     first = cases[0]
     first.set("time", _seconds(test.duration))
+    first.extend(rerun_elements(test))
     stdout = "".join(r.stdout or "" for r in test.results)
     stderr = "".join(r.stderr or "" for r in test.results)
     if stdout:
@@ -112,6 +113,31 @@ def testcases(test: TestEntry, *, run_done: bool = True) -> list[ET.Element]:
     if stderr:
         ET.SubElement(first, "system-err").text = stderr
     return cases
+
+
+def rerun_elements(test: TestEntry) -> list[ET.Element]:
+    """Earlier failed attempts of a rerun test, as Maven Surefire writes them:
+    ``flakyFailure``/``flakyError`` when it passed in the end, else
+    ``rerunFailure``/``rerunError``."""
+    passed_in_the_end = not any(r.failing for r in test.results)
+    prefix = "flaky" if passed_in_the_end else "rerun"
+    elements = []
+    for row in test.earlier:
+        if not row.failing:
+            continue
+        kind = "Failure" if row.outcome == "failed" else "Error"
+        element = ET.Element(
+            prefix + kind,
+            message=_first_line(row),
+            type=f"attempt {row.attempt}: {row.outcome}",
+        )
+        ET.SubElement(element, "stackTrace").text = row.longrepr or ""
+        if row.stdout:
+            ET.SubElement(element, "system-out").text = row.stdout
+        if row.stderr:
+            ET.SubElement(element, "system-err").text = row.stderr
+        elements.append(element)
+    return elements
 
 
 def _first_line(row: Result) -> str:
