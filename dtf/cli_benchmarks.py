@@ -26,7 +26,14 @@ def _session_for_reading():
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
+    """Milliseconds to three significant digits, never in exponent notation."""
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _rate(value: float) -> str:
+    return f"{value:.0f}" if value >= 1000 else f"{value:.4g}"
 
 
 def _shape(row) -> str:
@@ -53,7 +60,7 @@ def baseline_set(run_id: str) -> None:
         for row in rows:
             table.add_row(
                 row.model, row.runtime, row.hardware, str(row.batch_size), _shape(row),
-                row.precision, _ms(row.latency_p50_ms), f"{row.throughput:.4g}",
+                row.precision, _ms(row.latency_p50_ms), _rate(row.throughput),
             )  # fmt: skip
     _console().print(table)
 
@@ -91,7 +98,7 @@ def baseline_list(model: str | None, as_json: bool) -> None:
         table.add_row(
             d["model"], d["runtime"], d["hardware"], str(d["batch_size"]), d["shape"] or "-",
             d["precision"], _ms(d["latency_p50_ms"]), _ms(d["latency_p99_ms"]),
-            f"{d['throughput']:.4g}", str(d["samples"]), d["run_id"], d["device"] or "-",
+            _rate(d["throughput"]), str(d["samples"]), d["run_id"], d["device"] or "-",
         )  # fmt: skip
     _console().print(table)
 
@@ -215,7 +222,7 @@ def print_run_benchmarks(console: Console, session, run_id: str) -> None:
         table.add_row(
             row.model, row.hardware, str(row.batch_size), _shape(row), row.precision,
             _ms(row.latency_mean_ms), _ms(row.latency_p50_ms), _ms(row.latency_p90_ms),
-            _ms(row.latency_p99_ms), f"{row.throughput:.4g}", f"{peak:.0f}",
+            _ms(row.latency_p99_ms), _rate(row.throughput), f"{peak:.0f}",
             f"{row.load_s:.2f}", versus,
         )  # fmt: skip
     console.print(table)

@@ -81,9 +81,15 @@ def fastest_text(fastest: dict[str, Any]) -> str:
         detail.append(f"seq {shape}" if "x" not in shape else f"shape {shape}")
     detail += [fastest["precision"], fastest["runtime"]]
     return (
-        f"{fastest['throughput']:.4g} items/s, p50 {fastest['latency_p50_ms']:.3g} ms "
+        f"{_number(fastest['throughput'], 4)} items/s, "
+        f"p50 {_number(fastest['latency_p50_ms'], 3)} ms "
         f"({', '.join(detail)})"
     )
+
+
+def _number(value: float, digits: int) -> str:
+    """``digits`` significant digits, never in exponent notation."""
+    return f"{value:.0f}" if value >= 10 ** (digits - 1) else f"{value:.{digits}g}"
 
 
 @dataclass

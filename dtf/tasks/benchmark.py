@@ -1,5 +1,6 @@
 """Header task of a benchmark job: ``execute_benchmark`` measures one (hardware, batch size).
 
+A job runs alone on its worker (the exclusive slot of dtf.executor.exclusive).
 It never raises: a job that could not run marks its rows ``broken`` and
 returns, so that the chord's ``finalize_run`` always runs.
 """
@@ -13,6 +14,7 @@ from celery import shared_task
 from dtf.benchmarking import store
 from dtf.benchmarking.runner import run_job
 from dtf.config import load_settings
+from dtf.executor.exclusive import worker_slot
 from dtf.tasks.execute import code_dir
 
 logger = logging.getLogger(__name__)
@@ -27,7 +29,9 @@ def execute_benchmark(self, job_id: str) -> dict:
         if work is None:
             return {"job": job_id, "status": "done", "counts": {}}  # a redelivery found it done
         cwd = code_dir(db_url, work.bundle, work.workdir)
-        outcome = run_job({**work.job, "workdir": str(cwd)}, cwd=str(cwd), timeout=work.timeout)
+        # Alone on its worker: another batch running beside it would skew the timings.
+        with worker_slot(self.request.hostname or "worker", exclusive=True):
+            outcome = run_job({**work.job, "workdir": str(cwd)}, cwd=str(cwd), timeout=work.timeout)
         counts = store.record_job(db_url, work, outcome)
     except Exception as exc:
         logger.exception("benchmark job %s broke", job_id)
