@@ -123,6 +123,7 @@ def baseline_show(run_id: str | None, as_json: bool) -> None:
                 "baseline_run": c.baseline.run_id if c.baseline else None,
                 "baseline_p50_ms": c.baseline.latency_p50_ms if c.baseline else None,
                 "verdict": c.verdict, "comparison": c.comparison,
+                "is_baseline": c.baseline is not None and c.baseline.id == c.result.id,
             }
             for c in compared
         ]  # fmt: skip
@@ -133,8 +134,10 @@ def baseline_show(run_id: str | None, as_json: bool) -> None:
                   "verdict", "how", title=f"run {run_id} against the baselines")  # fmt: skip
     for d in data:
         how = (d["comparison"] or {}).get("summary") or (
-            "no baseline" if d["status"] == "done" else d["status"]
-        )
+            "is the baseline" if d["is_baseline"]
+            else "no baseline" if d["status"] == "done"
+            else d["status"]
+        )  # fmt: skip
         table.add_row(
             d["model"], d["hardware"], str(d["batch_size"]), d["shape"] or "-", d["precision"],
             _ms(d["latency_p50_ms"]), _ms(d["baseline_p50_ms"]), d["verdict"] or "-", how,

@@ -233,3 +233,18 @@ def test_an_onnx_model_refuses_a_precision_it_was_not_exported_in(project: Path)
         "loading failed: ValueError: precision fp16 does not match the model's input pixels "
         "(tensor(float)); export the model in that precision"
     )
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_a_torchscript_model_runs_in_bf16_with_input_shapes(project: Path) -> None:
+    torch = pytest.importorskip("torch")
+    model = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.ReLU()))
+    model.save(str(project / "tiny.pt"))
+    job = _job(project, "", runtime="pytorch", model="tiny.pt", precision="bf16",
+               shapes=[[6], [5, 6]])  # fmt: skip
+
+    outcome = run_job(job, cwd=str(project), timeout=120)
+
+    assert _statuses(outcome) == {"6": ("done", None), "5x6": ("done", None)}
+    assert outcome.environment["weights"] == str(project / "tiny.pt")
+    assert outcome.environment["libraries"]["torch"] == torch.__version__
