@@ -236,6 +236,7 @@ def submit(selection, wait_for_workers) -> None:
 def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
     """Check the broker, collect, route to live workers, store, send; returns the run id."""
     from dtf.celery_app import app
+    from dtf.config import CONTROL_QUEUE, worker_queue
     from dtf.scheduling.planner import collect_run
     from dtf.submission import (
         check_broker,
@@ -251,7 +252,10 @@ def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
         wait_for_workers_to_register(
             settings.database_url, {local.hostname}, timeout=120, still_starting=local.problem
         )
-    plan = route_when_possible(settings.database_url, plan, wait=wait_for_workers)
+    private = {local.hostname} if local is not None else None
+    plan = route_when_possible(
+        settings.database_url, plan, wait=wait_for_workers, private=private
+    )
     bundle = None
     if spec.code == "bundle":
         from dtf.bundles import pack, store
@@ -263,7 +267,8 @@ def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
         settings.database_url, plan, workdir=str(Path.cwd()), bundle=bundle
     )
     _plugin_hooks().run_stored(settings.database_url, run_id, headers)
-    send_run(settings.database_url, run_id, headers)
+    control = worker_queue(local.hostname) if local is not None else CONTROL_QUEUE
+    send_run(settings.database_url, run_id, headers, control)
     _plugin_hooks().run_submitted(settings.database_url, run_id)
     return run_id
 

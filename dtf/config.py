@@ -8,6 +8,7 @@ Celery's filesystem result backend, and a SQLite database.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,12 @@ WORKER_QUEUE_PREFIX = "dtf.worker."
 
 
 def worker_queue(hostname: str) -> str:
-    """The queue only the worker named ``hostname`` consumes."""
-    return WORKER_QUEUE_PREFIX + hostname
+    """The queue only worker ``hostname`` consumes (``w1@host`` -> ``dtf.worker.w1-host``).
+
+    Only letters, digits, ``.``, ``_`` and ``-``: every transport takes such a name
+    (kombu's filesystem transport refuses an exchange named with ``@``).
+    """
+    return WORKER_QUEUE_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "-", hostname)
 
 
 #: Longer than the longest batch may run: a message a worker took but never

@@ -172,6 +172,8 @@ class LocalWorkers:
     def _spawn(self) -> None:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = dict(self.env)
+        # They take work only from their own queue (see workers/startup.py).
+        env["DTF_PRIVATE_WORKER"] = "1"
         if self.idle_s > 0:
             env["DTF_IDLE_EXIT_S"] = str(self.idle_s)
             env["DTF_LOCAL_WORKERS_STATE"] = str(self.state_file)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from dtf.benchmarking.store import store_planned_jobs
-from dtf.config import Settings, redact
+from dtf.config import CONTROL_QUEUE, Settings, redact
 from dtf.db.models import Batch, Run, RunTask, TestItem
 from dtf.db.session import session_scope
 from dtf.errors import BadInput, InfrastructureError
@@ -77,12 +78,21 @@ def histories(db_url: str) -> Callable[[str, str], DurationHistory]:
     return history
 
 
-def route_when_possible(db_url: str, plan: Plan, wait: float) -> Plan:
-    """Route the plan; with ``wait`` > 0, keep trying while no worker can take it yet."""
+def route_when_possible(
+    db_url: str, plan: Plan, wait: float, *, private: set[str] | None = None
+) -> Plan:
+    """Route the plan; with ``wait`` > 0, keep trying while no worker can take it yet.
+
+    ``private``: only these workers take the run, each through its own queue
+    (``dtf run``'s local workers, which consume nothing else).
+    """
     deadline = time.monotonic() + wait
     while True:
+        workers = live_workers(db_url)
+        if private is not None:
+            workers = [replace(w, private=True) for w in workers if w.hostname in private]
         try:
-            return route_run(plan, live_workers(db_url), histories(db_url))
+            return route_run(plan, workers, histories(db_url))
         except InfrastructureError:
             if time.monotonic() >= deadline:
                 raise
@@ -179,11 +189,13 @@ def store_plan(
     return run_id, headers
 
 
-def send_run(db_url: str, run_id: str, headers: list[HeaderTask]) -> None:
+def send_run(
+    db_url: str, run_id: str, headers: list[HeaderTask], control_queue: str = CONTROL_QUEUE
+) -> None:
     """Send the run's chord; a run with nothing to send is finished at once."""
     try:
         if headers:
-            run_canvas(run_id, headers).apply_async()
+            run_canvas(run_id, headers, control_queue).apply_async()
             run_sent(db_url, run_id, headers, sent=True)
             return
         from dtf.tasks.finalize import finalize_run

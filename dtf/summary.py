@@ -46,6 +46,8 @@ class RunSummary:
         """The status the run ends with: ``error`` beats ``failed`` beats ``passed``."""
         if self.broken or self.error or any(self.counts.get(o) for o in INFRA_OUTCOMES):
             return "error"
+        if self.finished < self.total:
+            return "error"  # tests that never got a result: the run is not complete
         return "failed" if self.failing else "passed"
 
     @property

@@ -35,6 +35,9 @@ class HealthMonitor:
         self.on_result: Callable[[str, Health], None] = lambda queue, health: None
         #: True while the worker runs tasks: GPU checks then keep their last result
         self.busy: Callable[[], bool] = lambda: False
+        #: a private worker (dtf run's local ones) consumes only its own queue:
+        #: its checks still say what it can serve, but no hardware queue is added
+        self.private = False
 
     def run_checks(self) -> dict[str, Health]:
         """Check every queue once; returns the results."""
@@ -85,6 +88,8 @@ class QueueHealth(bootsteps.StartStopStep):
 
     def apply(self, c, results: dict[str, Health], *, soon: bool) -> None:
         """Cancel newly failing queues, add back newly passing ones."""
+        if monitor.private:
+            return
         for queue, health in results.items():
             if not health.ok and queue not in self.cancelled:
                 logger.warning("dtf: not consuming %s: its check failed: %s", queue, health.reason)

@@ -62,7 +62,14 @@ def choose_queues(sender: str, instance, **kwargs) -> None:
     forced = forced_queues()
     queues = instance.app.amqp.queues
     own = [CONTROL_QUEUE, worker_queue(sender)]
-    if queues._consume_from is None:  # no -Q: serve what this machine has
+    private = os.environ.get("DTF_PRIVATE_WORKER") == "1"
+    if private:
+        # dtf run's local workers: the hardware they have is registered (routing reads
+        # it), but they take work only from their own queue, so that neither they nor
+        # a run's batches can end up with another project on a shared broker.
+        chosen = detected_queues(inventory, forced)
+        queues.select([worker_queue(sender)])
+    elif queues._consume_from is None:  # no -Q: serve what this machine has
         chosen = detected_queues(inventory, forced)
         queues.select([*chosen, *own])
     else:
@@ -88,7 +95,9 @@ def choose_queues(sender: str, instance, **kwargs) -> None:
     monitor.interval = health_interval()
     monitor.on_result = lambda queue, health: registry.set_health(queue, health.entry())
     monitor.busy = lambda: bool(worker_state.active_requests)
-    logger.info("dtf: consuming %s", ", ".join([*chosen, *own]))
+    monitor.private = private
+    consumed = [worker_queue(sender)] if private else [*chosen, *own]
+    logger.info("dtf: consuming %s", ", ".join(consumed))
 
 
 #: A fresh-enough inventory found here is reused instead of probing again.

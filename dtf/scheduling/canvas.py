@@ -65,13 +65,16 @@ def shown_args(entry: HeaderTask, run_id: str, label: str) -> str:
     return " ".join(part for part in parts if part and not part.endswith("="))
 
 
-def run_canvas(run_id: str, headers: list[HeaderTask]) -> Signature:
-    """The chord for a run; ``finalize_run`` runs once after every header task returned."""
+def run_canvas(
+    run_id: str, headers: list[HeaderTask], control_queue: str = CONTROL_QUEUE
+) -> Signature:
+    """The chord for a run; ``finalize_run`` runs once after every header task returned,
+    on ``control_queue`` (a local worker's own queue when only it serves the run)."""
     from dtf.tasks.finalize import finalize_run
 
     # The callback gets every header's result prepended: show the run, not that list.
     callback = finalize_run.s(run_id).set(
-        queue=CONTROL_QUEUE,
+        queue=control_queue,
         task_id=f"finalize-{run_id}",
         argsrepr=f"run={run_id} headers={len(headers)}",
         kwargsrepr="{}",

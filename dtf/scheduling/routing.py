@@ -27,6 +27,8 @@ class LiveWorker:
     inventory: Inventory
     concurrency: int = 1
     load: float = 0.0  # active tasks per slot
+    #: takes work only from its own queue (dtf run's local workers)
+    private: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> LiveWorker:
@@ -73,7 +75,7 @@ def choose_route(requirements: Mapping[str, Any], workers: Sequence[LiveWorker])
             reasons.append(f"no live worker serves '{kind}'")
             continue
         fits = [w for w in consumers if _unmet(w, kind, requirements) is None]
-        if len(fits) == len(consumers):
+        if len(fits) == len(consumers) and not any(w.private for w in consumers):
             return kind, kind
         if fits:
             return worker_queue(min(fits, key=lambda w: (w.load, w.hostname)).hostname), kind

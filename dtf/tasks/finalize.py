@@ -37,6 +37,13 @@ def finalize(db_url: str, run_id: str) -> dict:
         except Exception:
             logger.exception("could not update the duration history with run %s", run_id)
         run = session.get(Run, run_id)
+        missing = summary.total - summary.finished
+        if missing > 0 and not run.error:
+            run.error = (
+                f"{missing} of {summary.total} tests have no result: their batches were "
+                "taken by no worker of this database (another dtf deployment on the same "
+                "broker?) or lost"
+            )
         run.status = summary.verdict()
         run.finished_at = utcnow()
         run.started_at = run.started_at or run.finished_at

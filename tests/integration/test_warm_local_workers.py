@@ -31,7 +31,7 @@ def warm_state(home) -> list[dict]:
 
 
 def workers_of_runs(home) -> list[str]:
-    engine = create_engine(f"sqlite:///{home / 'dtf.db'}")
+    engine = create_engine(f"sqlite:///{home / 'dtf.sqlite'}")
     with engine.connect() as db:
         workers = list(db.scalars(select(Attempt.worker).order_by(Attempt.started_at)))
     engine.dispose()
