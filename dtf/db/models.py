@@ -313,7 +313,6 @@ class FlakyTest(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-
 class BenchmarkResult(Base):
     """One measurement of a benchmark: a model on a hardware kind, batch size, shape, precision.
 
