@@ -253,9 +253,7 @@ def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
             settings.database_url, {local.hostname}, timeout=120, still_starting=local.problem
         )
     private = {local.hostname} if local is not None else None
-    plan = route_when_possible(
-        settings.database_url, plan, wait=wait_for_workers, private=private
-    )
+    plan = route_when_possible(settings.database_url, plan, wait=wait_for_workers, private=private)
     bundle = None
     if spec.code == "bundle":
         from dtf.bundles import pack, store

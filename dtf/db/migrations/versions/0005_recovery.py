@@ -76,9 +76,7 @@ def upgrade() -> None:
     with op.batch_alter_table("attempts") as batch_op:
         batch_op.add_column(sa.Column("failure_class", sa.String(length=32), nullable=True))
     with op.batch_alter_table("test_items") as batch_op:
-        batch_op.add_column(
-            sa.Column("retries", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch_op.add_column(sa.Column("retries", sa.Integer(), nullable=False, server_default="0"))
     with op.batch_alter_table("workers") as batch_op:
         batch_op.add_column(sa.Column("quarantined_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("quarantine_reason", sa.Text(), nullable=True))
