@@ -186,11 +186,9 @@ def _execute_plan(task, db_url: str, work, worker: str, plan, failure_class: str
     if plan.strategy == "give_up":
         given_up = store.give_up(db_url, work.batch_id, work.attempt_id, plan.reason)
         engine.finish(db_url, plan.event_id, False, None)
-        engine.tb.fire(
-            "dtf_task_failed",
-            task={"run_id": work.run_id, "batch_id": work.batch_id, "tests": given_up,
-                  "failure_class": failure_class, "reason": plan.reason},
-        )  # fmt: skip
+        # dtf_task_failed fires from the task signal (dtf/plugins/worker.py) on this
+        # "broken" result; the recovery_failed hook already named the class.
+        logger.error("batch %s: gave up on %d tests", work.batch_id, len(given_up))
         return {"batch_id": work.batch_id, "status": "broken", "error": plan.reason}
     store.end_attempt_for_retry(db_url, work.attempt_id, failure_class, plan.reason)
     if plan.strategy == "quarantine_worker":
