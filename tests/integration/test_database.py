@@ -41,3 +41,16 @@ def test_init_db_is_idempotent(tmp_path, database_url):
     again = run_dtf("init-db", env=env, cwd=tmp_path)
     assert first.returncode == again.returncode == 0, first.stderr + again.stderr
     assert f"revision {head_revision()}" in again.stdout
+
+
+def test_the_migrated_schema_matches_the_models_column_for_column(database_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    upgrade(database_url)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        differences = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    assert differences == []
