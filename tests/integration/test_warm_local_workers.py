@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -36,6 +37,14 @@ def workers_of_runs(home) -> list[str]:
         workers = list(db.scalars(select(Attempt.worker).order_by(Attempt.started_at)))
     engine.dispose()
     return workers
+
+
+def batch_ids(home) -> list[str]:
+    engine = create_engine(f"sqlite:///{home / 'dtf.sqlite'}")
+    with engine.connect() as db:
+        ids = list(db.scalars(select(Attempt.batch_id)))
+    engine.dispose()
+    return ids
 
 
 def test_the_second_run_takes_over_the_workers_the_first_left_warm(project):
@@ -107,3 +116,36 @@ def test_in_ci_or_with_idle_zero_the_workers_stop_with_the_run(project):
         if "celery" in " ".join(proc.info["cmdline"] or ())
         and (proc.info["environ"] or {}).get("DTF_HOME") == str(home)
     ]
+
+
+def test_warm_workers_of_one_project_never_take_another_projects_batches(tmp_path, redis_url):
+    """Two projects on one Redis broker: each run is served by its own local workers only."""
+    projects = {}
+    for name in ("a", "b"):
+        suite = tmp_path / name
+        suite.mkdir()
+        for module in range(6):
+            (suite / f"test_{module}.py").write_text("def test_one():\n    pass\n")
+        projects[name] = (suite, tmp_path / f"home-{name}")
+    env_a = clean_env(
+        DTF_HOME=str(projects["a"][1]), DTF_BROKER_URL=redis_url, DTF_LOCAL_WORKERS_IDLE="120"
+    )
+    env_b = clean_env(DTF_HOME=str(projects["b"][1]), DTF_BROKER_URL=redis_url)
+    try:
+        first = run_dtf("run", ".", "--workers", "1", env=env_a, cwd=projects["a"][0])
+        assert first.returncode == 0, first.stderr
+        [warm_a] = warm_state(projects["a"][1])
+
+        other = run_dtf(
+            "run", ".", "--workers", "1", "--batches", "6", env=env_b, cwd=projects["b"][0]
+        )
+
+        assert other.returncode == 0, other.stderr
+        status = json.loads(run_dtf("status", "--json", env=env_b, cwd=projects["b"][0]).stdout)
+        assert status["counts"] == {"passed": 6}
+        workers_b = set(workers_of_runs(projects["b"][1]))
+        assert len(workers_b) == 1 and warm_a["hostname"] not in workers_b
+        log_a = Path(warm_a["log_file"]).read_text()
+        assert not [batch for batch in batch_ids(projects["b"][1]) if batch in log_a]
+    finally:
+        run_dtf("stop-workers", env=env_a, cwd=projects["a"][0])
