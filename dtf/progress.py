@@ -224,8 +224,9 @@ def _clock(seconds: float) -> str:
 class ClusterWatch:
     """Says why a run cannot finish: the broker is gone, or no worker serves its open queues.
 
-    Checked every ``interval`` seconds while waiting; a queue must stay without
-    a consumer for ``patience`` checks in a row, so a restarting worker is fine.
+    Checked every ``interval`` seconds while waiting; the broker must stay
+    unreachable, or a queue without a consumer, for ``patience`` checks in a row,
+    so a restarting broker or worker is fine.
     """
 
     def __init__(self, app, settings, run_id: str, interval: float = 15.0, patience: int = 3):
@@ -233,6 +234,7 @@ class ClusterWatch:
         self.interval, self.patience = interval, patience
         self.next_check = time.monotonic() + interval
         self.strikes = 0
+        self.broker_strikes = 0
 
     def __call__(self, summary: RunSummary) -> str | None:
         from dtf.config import worker_queue
@@ -245,7 +247,11 @@ class ClusterWatch:
         try:
             check_broker(self.app, self.settings)
         except InfrastructureError as exc:
-            return f"{exc}; {resume}"
+            self.broker_strikes += 1
+            if self.broker_strikes >= self.patience:
+                return f"{exc}; {resume}"
+            return None
+        self.broker_strikes = 0
         served = set()
         for worker in live_workers(self.settings.database_url):
             served |= {*worker.healthy_queues, worker_queue(worker.hostname)}
