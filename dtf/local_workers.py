@@ -74,6 +74,23 @@ def fingerprint(count: int, env: Mapping[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
+#: What changes what hardware detection finds, besides the machine itself.
+DETECTION_ENV = (
+    "PATH", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+    "DTF_BROWSER", "DTF_BROWSER_FLAGS", "DTF_WEBGPU_SOFTWARE",
+)  # fmt: skip
+
+
+def inventory_cache(env: Mapping[str, str]) -> Path:
+    """Where local workers keep what detection found: per machine (the user's cache
+    folder), not per project, keyed by the variables that change what it finds."""
+    root = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dtf"
+    key = hashlib.sha256(
+        "\0".join(f"{name}={env.get(name, '')}" for name in DETECTION_ENV).encode()
+    ).hexdigest()[:16]
+    return root / f"inventory-{key}.json"
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold the lock of a state directory (workers' idle shutdown takes it too)."""
@@ -114,7 +131,7 @@ class LocalWorkers:
         self.key = fingerprint(self.count, self.env)
         self.log_file = log_dir / f"worker-{os.getpid()}.log"
         # The machine does not change between runs: detect its hardware once an hour.
-        self.env.setdefault("DTF_INVENTORY_CACHE", str(log_dir.parent / "inventory.json"))
+        self.env.setdefault("DTF_INVENTORY_CACHE", str(inventory_cache(self.env)))
         self.hostname = f"dtf-local-{os.getpid()}@{socket.gethostname()}"
         self.process: subprocess.Popen | None = None
         self.pid: int | None = None

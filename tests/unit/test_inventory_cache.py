@@ -38,3 +38,14 @@ def test_without_the_setting_every_start_detects(tmp_path, monkeypatch):
     monkeypatch.setattr(detection, "detect_inventory", lambda **kwargs: KNOWN)
     assert detect() == KNOWN
     assert not list(tmp_path.iterdir())
+
+
+def test_local_workers_share_one_inventory_per_machine_and_detection_setting(tmp_path):
+    from dtf.local_workers import inventory_cache
+
+    env = {"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin"}
+    assert inventory_cache(env) == inventory_cache(dict(env))
+    assert inventory_cache(env).parent == tmp_path / "dtf"
+    assert inventory_cache({**env, "CUDA_VISIBLE_DEVICES": "1"}) != inventory_cache(env)
+    assert inventory_cache({**env, "DTF_BROWSER": "/opt/chrome"}) != inventory_cache(env)
+    assert inventory_cache({**env, "UNRELATED": "x"}) == inventory_cache(env)
