@@ -70,7 +70,6 @@ class Registry:
         self._failing = False
         self.quarantined = False
         self._next_reconcile = 0.0
-        self._broker_down_since: float | None = None
         self._registered = False
 
     def start(self) -> None:
@@ -126,6 +125,8 @@ class Registry:
     def _check_broker(self) -> None:
         from celery import current_app
 
+        from workers.broker_watch import outage
+
         try:
             with current_app.connection() as connection:  # a new one: a pooled one may be stale
                 connection.connect()  # once: retrying here would hide a short outage
@@ -133,17 +134,9 @@ class Registry:
                 if client is not None and hasattr(client, "ping"):
                     client.ping()  # Redis connects lazily: ask it something
         except Exception as exc:
-            if self._broker_down_since is None:
-                logger.warning("dtf: the broker does not answer: %s", exc)
-                self._broker_down_since = time.monotonic()
+            outage.down(str(exc))
             return
-        if self._broker_down_since is not None:
-            from dtf.recovery.table import record_outage
-
-            seconds = time.monotonic() - self._broker_down_since
-            self._broker_down_since = None
-            logger.info("dtf: the broker answers again after %.1fs", seconds)
-            record_outage(self.database_url, "broker_unreachable", seconds)
+        outage.up()
 
     def _apply_quarantine(self, quarantined: bool, reason: str | None) -> None:
         """Stop (or resume) consuming the hardware queues; running batches finish."""

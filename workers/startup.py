@@ -30,6 +30,7 @@ from celery.worker import state as worker_state
 
 from dtf.config import CONTROL_QUEUE, load_settings, worker_queue
 from dtf.inventory import CpuInfo, Inventory
+from workers.broker_watch import BrokerReconnects
 from workers.health import health_interval
 from workers.health_step import QueueHealth, monitor
 from workers.idle import IdleExit
@@ -53,6 +54,8 @@ def setup(app: Celery) -> None:
     signals.worker_shutdown.connect(on_shutdown, weak=False, dispatch_uid="dtf-shutdown")
     if QueueHealth not in app.steps["consumer"]:
         app.steps["consumer"].add(QueueHealth)
+    if BrokerReconnects not in app.steps["consumer"]:
+        app.steps["consumer"].add(BrokerReconnects)
 
 
 def choose_queues(sender: str, instance, **kwargs) -> None:

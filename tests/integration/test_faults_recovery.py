@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from dtf.db.models import Attempt, RecoveryEvent, TestResult
-from tests.support.processes import clean_env, run_dtf
+from tests.support.processes import clean_env, recovery_stats, run_dtf
 
 pytestmark = pytest.mark.integration
 
@@ -69,16 +69,6 @@ def wait_finished(env, cwd, run_id: str, timeout: float = 120) -> dict:
             return status
         time.sleep(0.5)
     raise AssertionError(f"run {run_id} did not finish in {timeout}s")
-
-
-def recovery_stats(env, cwd) -> dict[str, list[str]]:
-    proc = run_dtf("recovery", "stats", "--json", env=env, cwd=cwd)
-    assert proc.returncode == 0, proc.stderr
-    classes: dict[str, list[str]] = {}
-    for row in json.loads(proc.stdout):
-        if row["attempts"]:
-            classes.setdefault(row["failure_class"], []).append(row["strategy"])
-    return classes
 
 
 def test_crash_abort_hang_and_memory_are_isolated_and_the_rest_runs(

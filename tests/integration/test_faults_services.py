@@ -15,13 +15,17 @@ import time
 
 import pytest
 
-from tests.support.processes import clean_env, run_dtf
+from tests.support.processes import clean_env, recovery_stats, run_dtf
 
 pytestmark = pytest.mark.integration
 
-SLOW_SUITE = "\n".join(
-    f"def test_{i}():\n    import time\n    time.sleep(0.4)\n" for i in range(10)
-)
+def slow_suite(tests: int) -> str:
+    return "\n".join(
+        f"def test_{i}():\n    import time\n    time.sleep(0.4)\n" for i in range(tests)
+    )
+
+
+SLOW_SUITE = slow_suite(10)
 
 
 def free_port() -> int:
@@ -108,6 +112,10 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
+        # shutdown first: a plain close leaves the socket listening while the accept
+        # thread is blocked in it, and new connections would still get through.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         with self.lock:
             for sock in self.sockets:
@@ -161,6 +169,7 @@ def test_redis_restarted_mid_run_loses_nothing(tmp_path, postgres_url, start_wor
         assert status["status"] == "passed"
         results = json.loads(run_dtf("results", run_id, env=env, cwd=tmp_path).stdout)["results"]
         assert len({r["nodeid"] for r in results}) == len(results) == 10
+        assert "broker_unreachable" in recovery_stats(env, tmp_path)
     finally:
         redis.stop()
 
@@ -174,7 +183,8 @@ def test_postgres_cut_off_while_results_arrive_loses_none(
         DTF_BROKER_URL=redis_url, DTF_DATABASE_URL=postgres_url, DTF_HOME=str(tmp_path / "h")
     )
     assert run_dtf("init-db", env=env, cwd=tmp_path).returncode == 0
-    (tmp_path / "test_slow.py").write_text(SLOW_SUITE)
+    # Long enough that results keep arriving while the database is cut off.
+    (tmp_path / "test_slow.py").write_text(slow_suite(20))
     worker_env = {**env, "DTF_DATABASE_URL": proxied, "DTF_HEARTBEAT_INTERVAL": "2"}
     start_worker(worker_env, queues="cpu", name="patient")
     run_id = run_dtf("submit", "test_slow.py", env=worker_env, cwd=tmp_path).stdout.strip()
@@ -185,7 +195,8 @@ def test_postgres_cut_off_while_results_arrive_loses_none(
     proxy.restore()
 
     status = wait_status(env, tmp_path, run_id, finished, timeout=120)
-    assert status["counts"] == {"passed": 10}
+    assert status["counts"] == {"passed": 20}
     results = json.loads(run_dtf("results", run_id, env=env, cwd=tmp_path).stdout)["results"]
-    assert len({r["nodeid"] for r in results}) == len(results) == 10
+    assert len({r["nodeid"] for r in results}) == len(results) == 20
+    assert "db_unreachable" in recovery_stats(env, tmp_path)
     proxy.cut()

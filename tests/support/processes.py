@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -35,6 +36,17 @@ def run_dtf(
         [sys.executable, "-m", "dtf", *args],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+def recovery_stats(env: dict[str, str], cwd: Path) -> dict[str, list[str]]:
+    """``dtf recovery stats``: failure class -> the strategies with a recorded attempt."""
+    proc = run_dtf("recovery", "stats", "--json", env=env, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    classes: dict[str, list[str]] = {}
+    for row in json.loads(proc.stdout):
+        if row["attempts"]:
+            classes.setdefault(row["failure_class"], []).append(row["strategy"])
+    return classes
 
 
 _SUMMARY_WORDS = {"error": "error", "errors": "error"}
