@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from dtf.config import worker_queue
 from tests.integration.test_worker_startup import (
     consumed_queues,
     node,
@@ -32,7 +33,7 @@ def test_a_failing_check_stops_consuming_cpu_until_it_passes_again(
     )
     assert run_dtf("init-db", env=env, cwd=tmp_path).returncode == 0
     start_worker(env, queues="cpu", name="checked")
-    always = {"dtf.control", f"dtf.worker.{node('checked')}"}
+    always = {"dtf.control", worker_queue(node("checked"))}
 
     def consumes() -> set[str] | None:
         return consumed_queues(env, tmp_path, "checked")
@@ -92,7 +93,7 @@ def test_a_running_batch_finishes_while_its_queue_is_drained(
     )
 
     trigger.write_text("cpu")
-    always = {"dtf.control", f"dtf.worker.{node('busy')}"}
+    always = {"dtf.control", worker_queue(node("busy"))}
     wait_for(lambda: consumed_queues(env, tmp_path, "busy") == always, "cpu to be cancelled")
     (tmp_path / "release.flag").write_text("go")
 

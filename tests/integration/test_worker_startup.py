@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dtf.config import worker_queue
 from tests.support.processes import WorkerProcess, clean_env, run_dtf
 
 pytestmark = pytest.mark.integration
@@ -111,7 +112,7 @@ def test_a_worker_without_q_serves_its_hardware_registers_and_is_lost_when_kille
     worker = bare_worker(env, "plain", concurrency=2)
 
     queues = wait_for(lambda: consumed_queues(env, tmp_path, "plain"), "active_queues")
-    assert queues == {"cpu", "dtf.control", f"dtf.worker.{node('plain')}"}
+    assert queues == {"cpu", "dtf.control", worker_queue(node("plain"))}
     row = wait_for(lambda: row_of(env, tmp_path, "plain", state="online"), "registration")
     assert row["queues"] == ["cpu"]
     assert row["healthy_queues"] == ["cpu"]
@@ -153,7 +154,7 @@ def test_a_forced_cuda_queue_is_served_and_a_warm_shutdown_goes_offline(
     worker = start_worker({**env, "DTF_FORCE_QUEUES": "cuda"}, queues="cuda,nightly", name="gpu")
 
     queues = wait_for(lambda: consumed_queues(env, tmp_path, "gpu"), "active_queues")
-    assert queues == {"cuda", "nightly", "dtf.control", f"dtf.worker.{node('gpu')}"}
+    assert queues == {"cuda", "nightly", "dtf.control", worker_queue(node("gpu"))}
     row = wait_for(lambda: row_of(env, tmp_path, "gpu", state="online"), "registration")
     assert row["queues"] == ["cuda", "nightly"]
     assert row["healthy_queues"] == ["cuda", "nightly"]
@@ -177,6 +178,6 @@ def test_an_unreachable_database_does_not_stop_the_worker(tmp_path, redis_url, b
         "the registry failure in the log",
     )
     assert wait_for(lambda: consumed_queues(env, tmp_path, "cutoff"), "active_queues") == {
-        "cpu", "dtf.control", f"dtf.worker.{node('cutoff')}"
+        "cpu", "dtf.control", worker_queue(node('cutoff'))
     }  # fmt: skip
     assert worker.process.poll() is None
