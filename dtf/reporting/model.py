@@ -7,7 +7,7 @@ by hardware, worker and module, failures, flaky and slowest tests.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -330,9 +330,18 @@ def _bundle(session: Session, sha256: str | None) -> dict[str, Any] | None:
     return {k: v for k, v in row_dict(row).items() if k != "data"}
 
 
+def _most_common(counter: Counter[str]) -> str | None:
+    return counter.most_common(1)[0][0] if counter else None
+
+
 def _tests(records: dict[str, Any]) -> list[TestEntry]:
     batches = {b["id"]: b for b in records["batches"]}
     tasks = {t["id"]: t for t in records["tasks"]}
+    # A test with no batch (a collection error) ran where its task's tests ran.
+    task_hardware: dict[int, Counter[str]] = defaultdict(Counter)
+    for batch in records["batches"]:
+        if batch.get("hardware"):
+            task_hardware[batch["task_id"]][batch["hardware"]] += batch.get("size") or 1
     rows: dict[int, list[dict]] = defaultdict(list)
     for row in records["results"]:
         rows[row["item_id"]].append(row)
@@ -348,7 +357,11 @@ def _tests(records: dict[str, Any]) -> list[TestEntry]:
                 module=item["nodeid"].split("::", 1)[0],
                 outcome=_outcome(item, counted),
                 duration=sum(r.duration for r in counted),
-                hardware=batch.get("hardware") or batch.get("queue") or task.get("queue") or "?",
+                hardware=batch.get("hardware")
+                or _most_common(task_hardware[item["task_id"]])
+                or batch.get("queue")
+                or task.get("queue")
+                or "?",
                 worker=_worker(counted, batch),
                 task=task.get("position", 0),
                 results=counted,

@@ -30,7 +30,7 @@ def write_suite(root):
         "@pytest.mark.dtf(exclusive=True)\n"
         "def test_needs_the_whole_machine():\n    trace('exclusive', 2.0)\n"
     )
-    for module in "abcd":
+    for module in "abcdefgh":
         body = "".join(
             f"def test_{module}{i}():\n    trace('{module}{i}', 0.3)\n\n" for i in range(3)
         )
@@ -66,7 +66,7 @@ def test_an_exclusive_test_has_its_worker_to_itself(
         }
         sizes = {size for (size,) in db.execute(select(Batch.size))}
     engine.dispose()
-    assert len(spans) == 13 and 1 in sizes
+    assert len(spans) == 25 and 1 in sizes
     alone_on = worker_of["needs_the_whole_machine"]
     start, end = spans["exclusive"]
 
@@ -94,7 +94,11 @@ def test_batch_count_from_a_task_file_and_max_batch_seconds_from_the_cli(tmp_pat
     batches = json.loads(run_dtf("status", "--json", "--batches", env=env, cwd=suite).stdout)
     assert len(batches["batches"]) == 3
 
-    one_per_test = run_dtf("run", ".", "--max-batch-seconds", "0.5", env=env, cwd=suite)
+    # Another project home: no duration history, each test is estimated at 0.1 s.
+    env = clean_env(DTF_HOME=str(tmp_path / "fresh"))
+    one_per_test = run_dtf(
+        "run", ".", "--workers", "1", "--max-batch-seconds", "0.1", env=env, cwd=suite
+    )
 
     assert one_per_test.returncode == 0, one_per_test.stderr
     batches = json.loads(run_dtf("status", "--json", "--batches", env=env, cwd=suite).stdout)

@@ -116,7 +116,7 @@ def test_hooks_fire_in_coordinator_and_worker_and_a_raising_plugin_never_fails_t
         CI_JOB_URL="https://gitlab.example/g/app/-/jobs/77",
         CI_MERGE_REQUEST_IID="5",
     )
-    for name in ("GITHUB_ACTIONS", "JENKINS_URL", "TF_BUILD", "GITLAB_TOKEN"):
+    for name in ("DTF_CI", "GITHUB_ACTIONS", "JENKINS_URL", "TF_BUILD", "GITLAB_TOKEN"):
         env.pop(name, None)
 
     proc = run_dtf("run", ".", "--workers", "1", env=env, cwd=suite)
