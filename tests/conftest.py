@@ -66,6 +66,19 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def cluster_env(tmp_path, redis_url, postgres_url) -> dict[str, str]:
+    """What every process of a deployment sees: one broker, one database (schema made)."""
+    from tests.support.processes import clean_env, run_dtf
+
+    env = clean_env(
+        DTF_BROKER_URL=redis_url, DTF_DATABASE_URL=postgres_url, DTF_HOME=str(tmp_path / "home")
+    )
+    init = run_dtf("init-db", env=env, cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    return env
+
+
+@pytest.fixture
 def start_worker(tmp_path) -> Iterator:
     """Start real Celery worker processes; all are stopped after the test."""
     workers: list[WorkerProcess] = []

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-
-from integrations.calls import call, url_secrets
-from integrations.http import http_session
 from integrations.notify.notice import Notice
+from integrations.notify.webhook import IncomingWebhook
 
 ICONS = {"ok": ":white_check_mark:", "failure": ":x:", "critical": ":rotating_light:"}
 _HEADER_MAX = 150
@@ -61,22 +58,11 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
     return {"text": f"{notice.title}: {notice.text}", "blocks": blocks}
 
 
-class SlackWebhook:
+class SlackWebhook(IncomingWebhook):
     """Posts notices to one incoming webhook URL (the URL is the secret)."""
 
-    def __init__(self, url: str, session: requests.Session | None = None) -> None:
-        self.url = url
-        self.session = session or http_session()
-
-    def send(self, notice: Notice) -> None:
-        call(
-            self.session,
-            "POST",
-            self.url,
-            what="Slack webhook",
-            secrets=url_secrets(self.url),
-            json=slack_payload(notice),
-        )
+    what = "Slack webhook"
+    payload = staticmethod(slack_payload)
 
 
 def _section(text: str) -> dict[str, Any]:

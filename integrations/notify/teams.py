@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-
-from integrations.calls import call, url_secrets
-from integrations.http import http_session
 from integrations.notify.notice import Notice
+from integrations.notify.webhook import IncomingWebhook
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -77,19 +74,8 @@ def teams_payload(notice: Notice) -> dict[str, Any]:
     }
 
 
-class TeamsWebhook:
+class TeamsWebhook(IncomingWebhook):
     """Posts notices to one Teams webhook URL (the URL is the secret)."""
 
-    def __init__(self, url: str, session: requests.Session | None = None) -> None:
-        self.url = url
-        self.session = session or http_session()
-
-    def send(self, notice: Notice) -> None:
-        call(
-            self.session,
-            "POST",
-            self.url,
-            what="Teams webhook",
-            secrets=url_secrets(self.url),
-            json=teams_payload(notice),
-        )
+    what = "Teams webhook"
+    payload = staticmethod(teams_payload)

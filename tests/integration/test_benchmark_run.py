@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from dtf.db.models import BenchmarkResult
-from tests.support.processes import clean_env, run_dtf
+from tests.support.processes import run_dtf
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +31,6 @@ SLEEPER = textwrap.dedent(
         return (lambda inputs: time.sleep(delay), lambda batch_size, shape: [0] * batch_size)
     """
 )
-
-
-@pytest.fixture
-def cluster_env(tmp_path, redis_url, postgres_url):
-    env = clean_env(
-        DTF_BROKER_URL=redis_url, DTF_DATABASE_URL=postgres_url, DTF_HOME=str(tmp_path / "home")
-    )
-    init = run_dtf("init-db", env=env, cwd=tmp_path)
-    assert init.returncode == 0, init.stderr
-    return env
 
 
 @pytest.fixture

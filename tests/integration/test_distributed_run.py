@@ -14,22 +14,9 @@ import toolz
 from sqlalchemy import create_engine, func, select
 
 from dtf.db.models import Attempt, Run, TestResult
-from tests.support.processes import SUITES, clean_env, pytest_counts, run_dtf
+from tests.support.processes import SUITES, pytest_counts, run_dtf
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cluster_env(tmp_path, redis_url, postgres_url):
-    """What every process of a deployment sees: one broker, one database."""
-    env = clean_env(
-        DTF_BROKER_URL=redis_url,
-        DTF_DATABASE_URL=postgres_url,
-        DTF_HOME=str(tmp_path / "home"),
-    )
-    init = run_dtf("init-db", env=env, cwd=tmp_path)
-    assert init.returncode == 0, init.stderr
-    return env
 
 
 def test_two_workers_run_a_suite_into_postgres(tmp_path, cluster_env, start_worker):

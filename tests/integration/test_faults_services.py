@@ -19,6 +19,7 @@ from tests.support.processes import clean_env, recovery_stats, run_dtf
 
 pytestmark = pytest.mark.integration
 
+
 def slow_suite(tests: int) -> str:
     return "\n".join(
         f"def test_{i}():\n    import time\n    time.sleep(0.4)\n" for i in range(tests)

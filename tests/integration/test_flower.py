@@ -22,19 +22,9 @@ from sqlalchemy import create_engine, select
 
 from dtf.config import CONTROL_QUEUE, worker_queue
 from dtf.db.models import Batch
-from tests.support.processes import clean_env, run_dtf
+from tests.support.processes import run_dtf
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cluster_env(tmp_path, redis_url, postgres_url) -> dict[str, str]:
-    env = clean_env(
-        DTF_BROKER_URL=redis_url, DTF_DATABASE_URL=postgres_url, DTF_HOME=str(tmp_path / "home")
-    )
-    init = run_dtf("init-db", env=env, cwd=tmp_path)
-    assert init.returncode == 0, init.stderr
-    return env
 
 
 def _free_port() -> int:

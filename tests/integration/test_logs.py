@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from dtf.db.models import Run
-from tests.support.processes import clean_env, run_dtf
+from tests.support.processes import run_dtf
 
 pytestmark = pytest.mark.integration
 
@@ -49,16 +49,6 @@ def test_last():
     time.sleep(4)  # the batch is still running while the follower shows the others
     print("last words")
 """
-
-
-@pytest.fixture
-def cluster_env(tmp_path, redis_url, postgres_url) -> dict[str, str]:
-    env = clean_env(
-        DTF_BROKER_URL=redis_url, DTF_DATABASE_URL=postgres_url, DTF_HOME=str(tmp_path / "home")
-    )
-    init = run_dtf("init-db", env=env, cwd=tmp_path)
-    assert init.returncode == 0, init.stderr
-    return env
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from dtf.progress import FinishedTest, NewResults, outcome_line
-from tests.support.processes import clean_env, run_dtf
+from tests.support.processes import run_dtf
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +30,11 @@ RICH_ENV = ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COL
 
 
 @pytest.fixture
-def cluster_env(tmp_path, redis_url, postgres_url) -> dict[str, str]:
-    env = clean_env(
-        DTF_BROKER_URL=redis_url, DTF_DATABASE_URL=postgres_url, DTF_HOME=str(tmp_path / "home")
-    )
+def cluster_env(cluster_env) -> dict[str, str]:
+    """The deployment's environment without the variables that change rich's output."""
     for name in RICH_ENV:
-        env.pop(name, None)
-    init = run_dtf("init-db", env=env, cwd=tmp_path)
-    assert init.returncode == 0, init.stderr
-    return env
+        cluster_env.pop(name, None)
+    return cluster_env
 
 
 def _run_on_terminal(args: list[str], env: dict, cwd, timeout: float = 120) -> tuple[int, str]:

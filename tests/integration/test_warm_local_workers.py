@@ -27,6 +27,14 @@ def project(tmp_path):
     run_dtf("stop-workers", env=clean_env(DTF_HOME=str(home)), cwd=suite)
 
 
+def gone(pid: int, within: float) -> bool:
+    """Whether the process ``pid`` has exited, waiting up to ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not process_alive(pid)
+
+
 def warm_state(home) -> list[dict]:
     return [json.loads(p.read_text()) for p in (home / "local-workers").glob("*.json")]
 
@@ -63,10 +71,7 @@ def test_the_second_run_takes_over_the_workers_the_first_left_warm(project):
     stopped = run_dtf("stop-workers", env=env, cwd=suite)
     assert "stopped 1" in stopped.stdout
     assert warm_state(home) == []
-    deadline = time.monotonic() + 10
-    while process_alive(state["pid"]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not process_alive(state["pid"])
+    assert gone(state["pid"], within=10)
 
 
 def test_another_environment_gets_new_workers_and_the_old_ones_stop(project):
@@ -81,10 +86,7 @@ def test_another_environment_gets_new_workers_and_the_old_ones_stop(project):
     [new] = warm_state(home)
     assert new["pid"] != old["pid"]
     assert workers_of_runs(home)[-1] == new["hostname"]
-    deadline = time.monotonic() + 10
-    while process_alive(old["pid"]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not process_alive(old["pid"])
+    assert gone(old["pid"], within=10)
 
 
 def test_warm_workers_leave_on_their_own_after_the_idle_time(project):
@@ -94,10 +96,7 @@ def test_warm_workers_leave_on_their_own_after_the_idle_time(project):
     assert run_dtf("run", ".", "--workers", "1", env=env, cwd=suite).returncode == 0
     [state] = warm_state(home)
 
-    deadline = time.monotonic() + 30
-    while process_alive(state["pid"]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not process_alive(state["pid"])
+    assert gone(state["pid"], within=30)
     assert warm_state(home) == []
 
 
