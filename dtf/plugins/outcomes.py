@@ -74,18 +74,9 @@ def outcome_lines(session: Session, run_id: str) -> list[str]:
 def run_extras(session: Session, run_id: str) -> dict[str, Any]:
     """What ``dtf status`` adds for plugins: the run's CI job and its integration outcomes."""
     from dtf.db.models import Run
+    from dtf.plugins.payloads import ci_of
 
-    run = session.get(Run, run_id)
-    ci = None
-    if run is not None and run.ci_provider:
-        ci = {
-            "provider": run.ci_provider,
-            "commit": run.ci_commit,
-            "branch": run.ci_branch,
-            "pull_request": run.ci_pull_request,
-            "build_url": run.ci_build_url,
-        }
-    return {"ci": ci, "integrations": outcomes(session, run_id)}
+    return {"ci": ci_of(session.get(Run, run_id)), "integrations": outcomes(session, run_id)}
 
 
 def extras_lines(session: Session, run_id: str) -> list[str]:

@@ -24,17 +24,22 @@ def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def ci_of(run) -> dict[str, Any] | None:
+    """The CI job a run was submitted from, or None."""
+    if run is None or not getattr(run, "ci_provider", None):
+        return None
+    return {
+        "provider": run.ci_provider,
+        "commit": run.ci_commit,
+        "branch": run.ci_branch,
+        "pull_request": run.ci_pull_request,
+        "build_url": run.ci_build_url,
+    }
+
+
 def run_payload(run) -> dict[str, Any]:
     """A ``runs`` row as a hook sees it."""
-    ci = None
-    if getattr(run, "ci_provider", None):
-        ci = {
-            "provider": run.ci_provider,
-            "commit": run.ci_commit,
-            "branch": run.ci_branch,
-            "pull_request": run.ci_pull_request,
-            "build_url": run.ci_build_url,
-        }
+    ci = ci_of(run)
     spec = dict(run.spec or {})
     return {
         "id": run.id,
