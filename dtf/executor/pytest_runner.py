@@ -29,6 +29,7 @@ import functools
 import json
 import logging
 import os
+import re
 import select
 import signal
 import subprocess
@@ -880,7 +881,16 @@ def _tail(path: Path) -> str:
     with path.open("rb") as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
-        fh.seek(max(size - OUTPUT_TAIL_BYTES, 0))
+        # Read a little more: faulthandler's list of extension modules, dropped
+        # below, must not push the crash's own lines out of the tail.
+        fh.seek(max(size - 4 * OUTPUT_TAIL_BYTES, 0))
         data = fh.read()
-    text = data.decode("utf-8", errors="replace").strip()
-    return text if size <= OUTPUT_TAIL_BYTES else "..." + text
+    text = data.decode("utf-8", errors="replace")
+    text = _EXTENSION_MODULES.sub("", text).strip()
+    if len(text) <= OUTPUT_TAIL_BYTES and size <= 4 * OUTPUT_TAIL_BYTES:
+        return text
+    return "..." + text[-OUTPUT_TAIL_BYTES:]
+
+
+#: faulthandler's "Extension modules: numpy..., ... (total: N)" line after a crash.
+_EXTENSION_MODULES = re.compile(r"^Extension modules: .*$\n?", re.MULTILINE)
