@@ -54,7 +54,9 @@ def test_an_exclusive_test_has_its_worker_to_itself(
     start_worker(env, queues="cpu", concurrency=2, name="left")
     start_worker(env, queues="cpu", concurrency=2, name="right")
 
-    proc = run_dtf("run", ".", env=env, cwd=suite)
+    # Small batches: whatever the exclusive test waits for on its worker (one
+    # running batch), the other worker still has work while it runs.
+    proc = run_dtf("run", ".", "--batches", "12", env=env, cwd=suite)
 
     assert proc.returncode == 0, proc.stderr
     spans = {name: (start, end) for name, start, end in map(json.loads, trace_file.open())}
