@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dtf.db.models import RecoveryStat
-from dtf.recovery.scoring import Record, components, reference_score, score
+from dtf.recovery.scoring import components, reference_score, score
 from dtf.recovery.strategies import LEVEL_NAMES
+from dtf.recovery.table import record_of
 
 
 def stats_rows(session: Session) -> list[dict[str, Any]]:
@@ -20,16 +21,7 @@ def stats_rows(session: Session) -> list[dict[str, Any]]:
             RecoveryStat.failure_class, RecoveryStat.level, RecoveryStat.strategy
         )
     ):
-        record = Record(
-            attempts=stat.attempts,
-            successes=stat.successes,
-            recover_s=stat.recover_s,
-            cpu_s=stat.cpu_s,
-            memory_mib_s=stat.memory_mib_s,
-            tests_affected=stat.tests_affected,
-            tests_recovered=stat.tests_recovered,
-            recent=list(stat.recent or []),
-        )
+        record = record_of(stat)
         n = max(1, stat.attempts)
         rows.append(
             {

@@ -22,19 +22,24 @@ from dtf.recovery.scoring import RECENT, Record
 logger = logging.getLogger(__name__)
 
 
+def record_of(row: RecoveryStat) -> Record:
+    """What scoring needs of one row of the performance table."""
+    return Record(
+        attempts=row.attempts,
+        successes=row.successes,
+        recover_s=row.recover_s,
+        cpu_s=row.cpu_s,
+        memory_mib_s=row.memory_mib_s,
+        tests_affected=row.tests_affected,
+        tests_recovered=row.tests_recovered,
+        recent=list(row.recent or []),
+    )
+
+
 def load_table(session: Session) -> dict[tuple[str, str], Record]:
     """Every row of the performance table, keyed by (failure class, strategy)."""
     return {
-        (row.failure_class, row.strategy): Record(
-            attempts=row.attempts,
-            successes=row.successes,
-            recover_s=row.recover_s,
-            cpu_s=row.cpu_s,
-            memory_mib_s=row.memory_mib_s,
-            tests_affected=row.tests_affected,
-            tests_recovered=row.tests_recovered,
-            recent=list(row.recent or []),
-        )
+        (row.failure_class, row.strategy): record_of(row)
         for row in session.scalars(select(RecoveryStat))
     }
 
