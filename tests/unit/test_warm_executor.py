@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -457,3 +458,55 @@ def test_a_child_that_fails_before_pytest_leaves_with_os_exit(
     assert "RuntimeError: child setup failed" in records[0].longrepr
     assert outcome.exit_codes == [warm.CHILD_FAILED]
     assert outcome.startup_s > 0
+
+
+def test_installed_pytest_plugins_are_preloaded_with_their_asserts_rewritten() -> None:
+    # In a fresh interpreter: this test process's pytest has imported them already.
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from dtf.executor import warm
+        loaded = warm.preload_entry_point_plugins()
+        loader = type(sys.modules["xdist.plugin"].__loader__).__name__
+        print(json.dumps({"loaded": loaded, "loader": loader}))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    result = json.loads(out)
+    assert "xdist.plugin" in result["loaded"]
+    assert result["loader"] == "AssertionRewritingHook"
+
+
+def test_plugins_whose_code_is_outside_site_packages_are_left_to_the_children(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An editable install (pip install -e) puts the checkout, maybe the project under
+    # test, on the path: forked children must import it themselves.
+    (tmp_path / "pytest_checkout_plugin.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert not warm._installed_in_site_packages("pytest_checkout_plugin")
+    assert warm._installed_in_site_packages("xdist")
+
+
+def test_a_forked_child_registers_the_preloaded_plugins_without_warnings(tmp_path: Path) -> None:
+    root = write_suite(
+        tmp_path,
+        {
+            "test_plugins.py": """
+                def test_xdist_is_registered(request):
+                    assert request.config.pluginmanager.has_plugin("xdist")
+            """
+        },
+    )
+    warm.warm_up()
+    records, outcome = run_batch(
+        ["test_plugins.py::test_xdist_is_registered"],
+        root,
+        start_method="fork",
+        extra_args=["-W", "error::pytest.PytestAssertRewriteWarning"],
+    )
+    assert outcome.start_methods == ["fork"]
+    assert [(r.outcome, r.longrepr) for r in records] == [("passed", None)]
