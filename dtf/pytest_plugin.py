@@ -9,6 +9,10 @@ Options, each independent; without any of them the plugin only registers the ``d
 * ``--dtf-events FILE``: append one JSON line per event to FILE, flushed at once:
   ``{"event": "start", "nodeid"}``, ``{"event": "result", **TestRecord.to_dict()}``,
   ``{"event": "finish", "nodeid"}`` and ``{"event": "collect_error", **TestRecord.to_dict()}``.
+* ``--dtf-handoff FILE``: after each test, look for FILE (written by the runner, JSON
+  ``{"first": NODEID}``): if NODEID has not started yet, drop it and every test after it
+  from this session and write ``{"event": "handoff", "first": NODEID}``; otherwise
+  ``{"event": "handoff", "first": null}``. Another worker runs what was handed off.
 """
 
 from __future__ import annotations
@@ -55,6 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         default=None,
         help="run only the node ids in FILE (JSON lines), in that order",
+    )
+    group.addoption(
+        "--dtf-handoff",
+        metavar="FILE",
+        default=None,
+        help="hand the tests from the node id in FILE on to another worker",
     )
     group.addoption(
         "--dtf-events",
@@ -166,6 +176,8 @@ class _DtfState:
         self.collect_errors: list[dict] = []
         # Phase time of each test not yet attributed to one of its records.
         self.pending_time: dict[str, float] = {}
+        self.handoff: Path | None = Path(opts.dtf_handoff) if opts.dtf_handoff else None
+        self.session: pytest.Session | None = None
 
     def close(self) -> None:
         if self.events is not None:
@@ -273,9 +285,33 @@ class _DtfState:
         self.pending_time.pop(report.nodeid, None)
         self.emit({"event": "result", **record.to_dict()})
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         self.pending_time.pop(nodeid, None)
         self.emit({"event": "finish", "nodeid": nodeid})
+        if self.handoff is not None and self.handoff.exists():
+            self._hand_off(nodeid)
+
+    def _hand_off(self, finished: str) -> None:
+        """Drop the tests the runner hands to another worker, if none of them started."""
+        try:
+            first = json.loads(self.handoff.read_text(encoding="utf-8"))["first"]
+            self.handoff.unlink()  # one answer per request; the runner may ask again
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # not completely written yet: looked at again after the next test
+        items = self.session.items if self.session is not None else []
+        names = [item.nodeid for item in items]
+        done = names.index(finished) if finished in names else len(names)
+        cut = names.index(first) if first in names else -1
+        if cut <= done:
+            self.emit({"event": "handoff", "first": None})
+            return
+        # runtestloop iterates over this list: the loop ends before the first handed-off
+        # test, and the session's teardown closes what the last test left set up.
+        del items[cut:]
+        self.emit({"event": "handoff", "first": first})
 
 
 def _read_selection(path: Path) -> list[str]:

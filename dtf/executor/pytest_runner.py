@@ -65,6 +65,8 @@ OUTPUT_TAIL_BYTES = 8 * 1024
 # been starting for STARTUP_POLL_WINDOW seconds (a slow collection).
 STARTUP_POLL_INTERVAL = 0.005
 STARTUP_POLL_WINDOW = 10.0
+# Seconds between asking the batch's Handoff whether another worker slot is idle.
+HANDOFF_CHECK_S = 0.5
 
 
 @dataclass
@@ -85,6 +87,8 @@ class BatchOutcome:
     deferred: list[str] = field(default_factory=list)
     #: infrastructure failures met inside the batch (crash, hang, oom, env_broken)
     incidents: int = 0
+    #: ids handed to another worker (``Handoff``): no record here
+    handed_off: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -138,6 +142,29 @@ class RecoveryHooks:
         """Called once per decision when its outcome is known."""
 
 
+class Handoff:
+    """Work stealing at the end of a run: hand the tail of a batch to an idle worker slot.
+
+    Every ``HANDOFF_CHECK_S`` while a child runs tests, the runner asks ``wanted()``; if
+    so, it asks ``first_to_hand`` which of the tests not started yet to give away (that
+    one and all after it), telling it what the child measured so far (seconds per test
+    it finished, its start-up); the child drops them unless one started meanwhile, and
+    the runner passes them to ``hand``, which must see that they run elsewhere. This
+    default never hands anything; :mod:`dtf.tasks.handoff` has the one a run uses.
+    """
+
+    def wanted(self) -> bool:
+        return False
+
+    def first_to_hand(
+        self, pending: list[str], measured: Mapping[str, float], startup_s: float
+    ) -> str | None:
+        return None
+
+    def hand(self, nodeids: list[str]) -> None:
+        raise NotImplementedError
+
+
 def run_pytest_batch(
     nodeids: Sequence[str],
     rootdir: Path,
@@ -153,6 +180,7 @@ def run_pytest_batch(
     memory_limit_mb: float | None = None,
     reruns: int = 0,
     on_flush: Callable[[], object] | None = None,
+    handoff: Handoff | None = None,
 ) -> BatchOutcome:
     """Run ``nodeids`` (relative to ``rootdir``) and call ``on_record`` for each result.
 
@@ -167,6 +195,8 @@ def run_pytest_batch(
     ``start_method``: "fork", "spawn" or None for the default (see the module docstring).
     ``on_flush``: called after each group of records that arrived together (all the
     lines the child wrote since the last look), so that they can be stored at once.
+    ``handoff``: may give the tests a child has not started to another worker
+    (:class:`Handoff`); they get no record here (``BatchOutcome.handed_off``).
     """
     if test_timeout <= 0:
         raise ValueError(f"test_timeout must be positive, got {test_timeout}")
@@ -182,6 +212,7 @@ def run_pytest_batch(
         recovery=recovery or RecoveryHooks(),
         memory_limit_mb=memory_limit_mb,
         on_flush=on_flush,
+        handoff=handoff,
     )
     return batch.run(list(dict.fromkeys(nodeids)), reruns)
 
@@ -203,7 +234,7 @@ class _BatchRun:
 
     def __init__(self, *, rootdir, method, python, extra_args, env, test_timeout,
                  poll_interval, on_record, recovery, memory_limit_mb,
-                 on_flush=None) -> None:  # fmt: skip
+                 on_flush=None, handoff=None) -> None:  # fmt: skip
         self.rootdir = rootdir
         self.method = method
         self.python = python
@@ -226,6 +257,8 @@ class _BatchRun:
         self.incidents = 0
         self.retries: Counter[str] = Counter()
         self.failed_once: dict[str, int] = {}  # rerun candidates: nodeid -> attempt
+        self.handoff: Handoff | None = handoff
+        self.handed_off: list[str] = []
 
     def emit(self, record: TestRecord) -> None:
         self.counts[record.outcome] += 1
@@ -270,6 +303,7 @@ class _BatchRun:
             start_methods=self.methods,
             deferred=self.deferred,
             incidents=self.incidents,
+            handed_off=self.handed_off,
         )
 
     def _drain_units(self, units: list[_Unit]) -> None:
@@ -284,6 +318,7 @@ class _BatchRun:
         child = _ChildRun(
             unit.nodeids, self.rootdir, workdir, self.python, self.extra_args, self.child_env,
             memory_limit_mb=self.memory_limit_mb, grouped=self.grouped,
+            handoff=self.handoff if unit.attempt == 1 and unit.decision is None else None,
         )  # fmt: skip
         method = "spawn" if unit.spawn else _method_for_child(self.method, self.env, self.rootdir)
         memory_errors: dict[str, TestRecord] = {}
@@ -324,9 +359,11 @@ class _BatchRun:
         for nodeid in unit.nodeids:
             if nodeid in result.started and nodeid not in result.reported and nodeid != culprit:
                 self.emit(_not_run(nodeid, result))
+        self.handed_off += result.handed_off
         # Ids that started are never run again by this child's successors, so every
         # new child makes progress.
-        left = [n for n in unit.nodeids if n not in result.started]
+        handed = set(result.handed_off)
+        left = [n for n in unit.nodeids if n not in result.started and n not in handed]
         if not left:
             return follow
         if result.restart:
@@ -558,6 +595,8 @@ class _ChildResult:
     culprit_detail: str = ""
     culprit_duration: float = 0.0
     stderr_path: Path | None = None
+    #: ids the child dropped because the runner handed them to another worker
+    handed_off: list[str] = field(default_factory=list)
 
     def collect_error_of(self, nodeid: str) -> str | None:
         """The collector whose collection error covers ``nodeid``, if any."""
@@ -595,9 +634,16 @@ class _ChildRun:
         *,
         memory_limit_mb: float | None = None,
         grouped: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        handoff: Handoff | None = None,
     ) -> None:
         self.memory_limit_mb = memory_limit_mb
         self.grouped = grouped
+        self.handoff = handoff
+        self.handoff_file = workdir / "handoff.json"
+        self.handoff_asked = False
+        self.handoff_checked = 0.0
+        #: seconds of each test this child finished (its phases summed)
+        self.measured: dict[str, float] = {}
         self.nodeids = nodeids
         self.wanted = set(nodeids)
         self.select = workdir / "select.jsonl"
@@ -618,6 +664,7 @@ class _ChildRun:
             "-q",
             f"--rootdir={rootdir}",
             "--continue-on-collection-errors",
+            *(["--dtf-handoff", str(self.handoff_file)] if handoff is not None else []),
             *extra_args,
             *files,
         ]
@@ -721,6 +768,8 @@ class _ChildRun:
                 _terminate(proc)
                 self._drain(emit)
                 break
+            if self.handoff is not None and self.starts:
+                self._maybe_hand_off(now)
             if self.starts or now - self.launched > STARTUP_POLL_WINDOW:
                 waiter.sleep(poll_interval)
             else:
@@ -774,6 +823,47 @@ class _ChildRun:
         )
         return result
 
+    def _maybe_hand_off(self, now: float) -> None:
+        """Ask the child to drop its last tests when another worker slot is idle."""
+        if self.handoff_asked or now - self.handoff_checked < HANDOFF_CHECK_S:
+            return
+        self.handoff_checked = now
+        pending = [n for n in self.nodeids if n not in self.result.started]
+        try:
+            wanted = bool(pending) and self.handoff.wanted()
+            first = (
+                self.handoff.first_to_hand(pending, self.measured, self.result.startup_s)
+                if wanted
+                else None
+            )
+        except Exception:
+            logger.exception("handoff check failed; the batch keeps its tests")
+            self.handoff = None
+            return
+        if first is None or first not in pending:
+            return
+        tmp = self.handoff_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"first": first}), encoding="utf-8")
+        os.replace(tmp, self.handoff_file)
+        self.handoff_asked = True
+
+    def _on_handoff(self, first: str | None) -> None:
+        """The child's answer: it dropped ``first`` and the tests after it, or nothing."""
+        self.handoff_asked = False
+        if first is None or first not in self.wanted:
+            return
+        handed = self.nodeids[self.nodeids.index(first) :]
+        self.result.handed_off += handed
+        self.wanted -= set(handed)
+        try:
+            self.handoff.hand(handed)
+        except Exception:
+            # Not handed after all: a next child of this batch runs them.
+            logger.exception("could not hand %d tests to another worker", len(handed))
+            self.result.handed_off = [n for n in self.result.handed_off if n not in handed]
+            self.result.restart = True
+            self.handoff = None
+
     def _drain(self, emit: Callable[[TestRecord], None]) -> bool:
         """Handle the complete event lines written since the last call; True if any."""
         with self.events.open("rb") as fh:
@@ -798,6 +888,9 @@ class _ChildRun:
         if kind == "collect_error":
             self.result.collect_errors[nodeid] = event.get("longrepr") or ""
             return
+        if kind == "handoff":
+            self._on_handoff(event.get("first"))
+            return
         if nodeid not in self.wanted:
             return
         if kind == "start":
@@ -810,7 +903,9 @@ class _ChildRun:
             self.in_flight = None
         elif kind == "result":
             self.result.reported.add(nodeid)
-            emit(TestRecord.from_dict(event))
+            record = TestRecord.from_dict(event)
+            self.measured[nodeid] = self.measured.get(nodeid, 0.0) + (record.duration or 0.0)
+            emit(record)
 
 
 class _ExitWaiter:

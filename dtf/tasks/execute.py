@@ -107,6 +107,7 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
     except Exception as exc:
         raise BatchFailure(fc.BUNDLE_UNAVAILABLE, f"{type(exc).__name__}: {exc}") from exc
     writer = store.ResultWriter(db_url, work, worker)
+    exclusive = bool(task.request.kwargs and task.request.kwargs.get("exclusive"))
     outcome = run_pytest_batch(
         list(work.items),
         root,
@@ -117,6 +118,7 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
         recovery=engine.TestRecovery(db_url, work, worker),
         memory_limit_mb=work.memory_limit_mb,
         reruns=work.reruns,
+        handoff=None if exclusive else _handoff(db_url, work),
     )
     writer.close(DB_OUTAGE_PATIENCE_S)
     if outcome.deferred:
@@ -137,6 +139,30 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
     )
     engine.close_batch_events(db_url, work.batch_id, True, meter.stop())
     return {"batch_id": work.batch_id, "status": "done", "counts": outcome.counts}
+
+
+def _handoff(db_url: str, work: store.BatchWork):
+    """What lets this batch give its tail to an idle slot (None if it cannot be set up)."""
+    from dtf.tasks.handoff import BatchHandoff, estimates_of, slots_of
+
+    if os.environ.get("DTF_HANDOFF") == "0":
+        return None
+    try:
+        return BatchHandoff(db_url, work, estimates_of(db_url, work), slots_of(db_url, work.queue))
+    except Exception:
+        logger.exception("batch %s: runs without handing off its tail", work.batch_id)
+        return None
+
+
+def handed_off_signature(batch_id: str, queue: str, time_limit: float):
+    """The task of a batch made of another batch's tail (not part of the run's chord)."""
+    from dtf.scheduling.canvas import BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT
+
+    hard = min(time_limit + BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT)
+    return execute_batch.si(batch_id).set(
+        task_id=batch_id, queue=queue, time_limit=hard, soft_time_limit=hard - 30,
+        argsrepr=f"batch={batch_id} queue={queue} (handed off)",
+    )  # fmt: skip
 
 
 def _on_redelivery(task, db_url: str, work: store.BatchWork, worker: str) -> None:

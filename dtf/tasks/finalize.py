@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from sqlalchemy import func, select
 
 from dtf.config import load_settings
-from dtf.db.models import Run, utcnow
+from dtf.db.models import Batch, Run, utcnow
 from dtf.db.session import session_scope
 from dtf.scheduling.durations import record_run
 from dtf.summary import TERMINAL_RUN_STATES, summarize
@@ -15,10 +16,34 @@ from dtf.summary import TERMINAL_RUN_STATES, summarize
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="dtf.finalize_run")
-def finalize_run(header_results: list[dict], run_id: str) -> dict:
-    """Set the run's status from what its batches stored; runs exactly once per run."""
-    return finalize(load_settings().database_url, run_id)
+#: Seconds between looks at batches handed off by the chord's batches (dtf/tasks/handoff.py).
+HANDED_OFF_POLL_S = 0.2
+HANDED_OFF_PATIENT_TRIES = 150
+
+
+@shared_task(bind=True, name="dtf.finalize_run", max_retries=None)
+def finalize_run(self, header_results: list[dict], run_id: str) -> dict:
+    """Set the run's status from what its batches stored; runs exactly once per run.
+
+    The chord's batches have all returned; batches they handed their tails to (not in
+    the chord) may still run: it waits for them, retrying itself.
+    """
+    db_url = load_settings().database_url
+    if unfinished_batches(db_url, run_id):
+        # Often for a while (they are tails, short by design), then every 5 s.
+        late = self.request.retries >= HANDED_OFF_PATIENT_TRIES
+        raise self.retry(countdown=5.0 if late else HANDED_OFF_POLL_S)
+    return finalize(db_url, run_id)
+
+
+def unfinished_batches(db_url: str, run_id: str) -> int:
+    with session_scope(db_url) as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(Batch)
+            .filter_by(run_id=run_id)
+            .where(Batch.status.in_(("pending", "running")))
+        )
 
 
 def finalize(db_url: str, run_id: str) -> dict:

@@ -356,6 +356,51 @@ def split_batch(db_url: str, batch_id: str) -> list[tuple[str, str, float]]:
         return halves
 
 
+def hand_off(
+    db_url: str, batch_id: str, nodeids: list[str], estimated_s: float
+) -> tuple[str, float]:
+    """Move ``nodeids`` (no result yet) of a running batch to a new batch of the same queue.
+
+    Returns the new batch's id and its time limit (the tests' timeouts).
+    """
+    import uuid
+
+    with session_scope(db_url) as session:
+        batch = session.get(Batch, batch_id, with_for_update=True)
+        wanted = set(nodeids)
+        items = [
+            item
+            for item in session.scalars(
+                select(TestItem).where(TestItem.batch_id == batch_id, TestItem.outcome.is_(None))
+            )
+            if item.nodeid in wanted
+        ]
+        if len(items) != len(wanted):
+            raise LookupError(
+                f"batch {batch_id}: {len(set(nodeids)) - len(items)} of the tests to hand "
+                "off are not among its tests without a result"
+            )
+        last = session.scalar(select(func.max(Batch.position)).filter_by(run_id=batch.run_id))
+        new = Batch(
+            id=uuid.uuid4().hex,
+            run_id=batch.run_id,
+            task_id=batch.task_id,
+            position=(last or 0) + 1,
+            queue=batch.queue,
+            size=len(items),
+            test_timeout=batch.test_timeout,
+            hardware=batch.hardware,
+            estimated_s=estimated_s,
+        )
+        session.add(new)
+        session.flush()
+        for item in items:
+            item.batch_id = new.id
+        batch.size -= len(items)
+        timeout = batch.test_timeout or session.get(RunTask, batch.task_id).timeout
+        return new.id, timeout * len(items)
+
+
 class ResultWriter:
     """Stores results as they come; while the database does not answer they are buffered
     and written, in order, once it does (``close`` waits for that a bounded time)."""

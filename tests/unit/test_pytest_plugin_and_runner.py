@@ -494,3 +494,79 @@ def test_bounded_keeps_head_and_tail() -> None:
     assert wide.startswith("ü" * 50)
     assert wide.endswith("ü" * 50)
     assert len(wide.encode()) <= 301
+
+
+class HandTheSecondHalf(pytest_runner.Handoff):
+    """Asks once, as soon as the first test started, to hand the second half away."""
+
+    def __init__(self) -> None:
+        self.handed: list[list[str]] = []
+        self.asked = 0
+
+    def wanted(self) -> bool:
+        self.asked += 1
+        return self.asked == 1
+
+    def first_to_hand(self, pending: list[str], measured, startup_s: float) -> str | None:
+        assert startup_s > 0  # measured: the tests this child finished so far
+        return pending[len(pending) // 2]
+
+    def hand(self, nodeids: list[str]) -> None:
+        self.handed.append(nodeids)
+
+
+def test_handoff_gives_the_tests_not_started_to_another_worker(
+    tmp_path: Path, start_method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pytest_runner, "HANDOFF_CHECK_S", 0.0)
+    root = write_suite(
+        tmp_path,
+        {
+            "test_slow.py": """
+                import time
+                import pytest
+
+                @pytest.fixture(scope="module")
+                def shared():
+                    yield "set up once"
+
+                @pytest.mark.parametrize("n", range(8))
+                def test_slow(n, shared):
+                    time.sleep(0.3)
+            """
+        },
+    )
+    nodeids = [f"test_slow.py::test_slow[{n}]" for n in range(8)]
+    handoff = HandTheSecondHalf()
+    records, outcome = run_batch(nodeids, root, start_method=start_method, handoff=handoff)
+
+    (handed,) = handoff.handed
+    ran = [r.nodeid for r in records]
+    # Every test either ran here or was handed away, in order, never both.
+    assert ran + handed == nodeids
+    assert 1 <= len(handed) < len(nodeids)
+    assert outcome.handed_off == handed
+    assert outcome.counts == {"passed": len(ran)}
+    # The child stopped cleanly after its share: no second child, no error records.
+    assert outcome.children == 1 and outcome.exit_codes == [0]
+
+
+def test_handoff_that_fails_leaves_the_tests_to_this_batch(
+    tmp_path: Path, start_method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pytest_runner, "HANDOFF_CHECK_S", 0.0)
+
+    class BrokerDown(HandTheSecondHalf):
+        def hand(self, nodeids: list[str]) -> None:
+            raise ConnectionError("broker unreachable")
+
+    root = write_suite(
+        tmp_path,
+        {"test_slow.py": "import time, pytest\n\n@pytest.mark.parametrize('n', range(6))\n"
+                         "def test_slow(n):\n    time.sleep(0.3)\n"},
+    )  # fmt: skip
+    nodeids = [f"test_slow.py::test_slow[{n}]" for n in range(6)]
+    records, outcome = run_batch(nodeids, root, start_method=start_method, handoff=BrokerDown())
+    assert sorted(r.nodeid for r in records) == sorted(nodeids)
+    assert {r.outcome for r in records} == {"passed"}
+    assert outcome.handed_off == []

@@ -1,0 +1,128 @@
+"""Work stealing at the end of a run: a batch hands its last tests to an idle worker slot.
+
+Batches are planned from estimates; at the end of a run those are what decides how long
+the last worker runs while the others wait (on a first run every estimate is a guess).
+So while a batch runs, it looks every ``HANDOFF_CHECK_S`` (see
+:mod:`dtf.executor.pytest_runner`) at its run's batches on its queue: when none is
+waiting and fewer are running than the queue has worker slots, a slot is idle. The batch
+then gives the second half of its expected remaining work (the tests its child has not
+started) to a new batch on the same queue, which the idle slot takes. The run's chord
+callback waits for such batches before it finalizes (:mod:`dtf.tasks.finalize`).
+
+Slots of a queue: the concurrency of the live workers that consume it, read once per
+batch. Batches of other runs on a shared queue are not counted: a slot they keep busy
+may make a handed-off batch wait in the queue, which costs its start-up, nothing else.
+Exclusive batches never hand off; ``DTF_HANDOFF=0`` in a worker's environment turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from statistics import fmean
+
+from sqlalchemy import func, select
+
+from dtf.db.models import Batch
+from dtf.db.session import session_scope
+from dtf.executor.pytest_runner import Handoff
+from dtf.scheduling.durations import module_of
+from dtf.tasks import store
+
+logger = logging.getLogger(__name__)
+
+#: What handing off must save beyond the new batch's start-up to be worth it (seconds).
+MIN_GAIN_S = 0.5
+
+
+class BatchHandoff(Handoff):
+    """Hands a batch's tail to another slot of its queue when one is idle."""
+
+    def __init__(
+        self, db_url: str, work: store.BatchWork, estimates: dict[str, float], slots: int
+    ) -> None:
+        self.db_url = db_url
+        self.work = work
+        self.estimates = estimates
+        self.slots = slots
+        self.default_s = (sum(estimates.values()) / len(estimates)) if estimates else 0.1
+
+    def wanted(self) -> bool:
+        if self.slots < 2:
+            return False
+        with session_scope(self.db_url) as session:
+            states = dict(
+                session.execute(
+                    select(Batch.status, func.count())
+                    .filter_by(run_id=self.work.run_id, queue=self.work.queue)
+                    .where(Batch.status.in_(("pending", "running")))
+                    .group_by(Batch.status)
+                ).all()
+            )
+        return not states.get("pending") and states.get("running", 0) < self.slots
+
+    def first_to_hand(
+        self, pending: list[str], measured: Mapping[str, float], startup_s: float
+    ) -> str | None:
+        """The first of the tests that make the last half of ``pending``'s expected time,
+        if giving that half away saves more than a new batch's start-up costs."""
+        seconds = [self._estimate(nodeid, measured) for nodeid in pending]
+        total = sum(seconds)
+        if total / 2 < startup_s + MIN_GAIN_S:
+            return None
+        tail = 0.0
+        for index in range(len(pending) - 1, -1, -1):
+            tail += seconds[index]
+            if tail >= total / 2:
+                return pending[index]
+        return None
+
+    def _estimate(self, nodeid: str, measured: Mapping[str, float]) -> float:
+        """History first; else what this batch's tests of the same module took; else any."""
+        if nodeid in self.estimates:
+            return self.estimates[nodeid]
+        module = module_of(nodeid)
+        same = [s for n, s in measured.items() if module_of(n) == module]
+        if same:
+            return fmean(same)
+        return fmean(measured.values()) if measured else self.default_s
+
+    def hand(self, nodeids: list[str]) -> None:
+        from dtf.tasks.execute import handed_off_signature
+
+        batch_id, time_limit = store.hand_off(
+            self.db_url,
+            self.work.batch_id,
+            nodeids,
+            sum(self.estimates.get(n, self.default_s) for n in nodeids),
+        )
+        handed_off_signature(batch_id, self.work.queue, time_limit).apply_async()
+        logger.info(
+            "batch %s: handed %d tests to batch %s (a slot of %s is idle)",
+            self.work.batch_id, len(nodeids), batch_id, self.work.queue,
+        )  # fmt: skip
+
+
+def slots_of(db_url: str, queue: str) -> int:
+    """Worker slots that take work from ``queue``: the live workers' concurrency."""
+    from dtf.config import worker_queue
+    from dtf.submission import live_workers
+
+    return sum(
+        worker.concurrency
+        for worker in live_workers(db_url)
+        if queue in worker.healthy_queues or queue == worker_queue(worker.hostname)
+    )
+
+
+def estimates_of(db_url: str, work: store.BatchWork) -> dict[str, float]:
+    """Expected seconds of the batch's tests, from the duration history."""
+    from dtf.scheduling.durations import DurationHistory
+
+    if not work.suite:
+        return {}
+    with session_scope(db_url) as session:
+        history = DurationHistory.load(session, work.suite, work.hardware or "cpu")
+    if not history.known:
+        return {}
+    return {nodeid: history.estimate(nodeid) for nodeid in work.items}

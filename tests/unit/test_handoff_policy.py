@@ -1,0 +1,42 @@
+"""Which tail of a running batch is handed to an idle slot (dtf/tasks/handoff.py)."""
+
+from __future__ import annotations
+
+from dtf.tasks.handoff import MIN_GAIN_S, BatchHandoff
+from dtf.tasks.store import BatchWork
+
+WORK = BatchWork(
+    run_id="run", attempt_id=1, workdir=".", bundle=None, test_timeout=60.0, pytest_args=[],
+    items={},
+)  # fmt: skip
+
+
+def handoff(estimates: dict[str, float]) -> BatchHandoff:
+    return BatchHandoff("sqlite://", WORK, estimates, slots=2)
+
+
+def test_the_tail_that_makes_half_of_the_expected_time_is_handed_off() -> None:
+    pending = [f"m.py::t{i}" for i in range(6)]
+    estimates = dict(zip(pending, [1.0, 1.0, 1.0, 1.0, 4.0, 0.5], strict=True))
+    # 8.5 s in all: from the end, t5 + t4 = 4.5 s is the first sum past half.
+    assert handoff(estimates).first_to_hand(pending, {}, startup_s=0.2) == "m.py::t4"
+
+
+def test_nothing_is_handed_off_when_half_of_it_would_not_pay_for_a_new_start_up() -> None:
+    pending = ["m.py::a", "m.py::b"]
+    policy = handoff({"m.py::a": 1.0, "m.py::b": 1.0})
+    assert policy.first_to_hand(pending, {}, startup_s=1.0 - MIN_GAIN_S + 0.01) is None
+    assert policy.first_to_hand(pending, {}, startup_s=0.1) == "m.py::b"
+
+
+def test_without_history_tests_are_estimated_from_what_the_batch_measured() -> None:
+    pending = ["slow.py::c", "slow.py::d", "fast.py::e"]
+    measured = {"slow.py::a": 3.0, "slow.py::b": 5.0, "fast.py::x": 0.01}
+    # slow.py's tests took 4 s on average here; fast.py's 0.01 s.
+    assert handoff({}).first_to_hand(pending, measured, startup_s=0.5) == "slow.py::d"
+    # Nothing measured and nothing known: 0.1 s each, not worth a new batch.
+    assert handoff({}).first_to_hand(pending, {}, startup_s=0.5) is None
+
+
+def test_a_single_slot_never_hands_off() -> None:
+    assert BatchHandoff("sqlite://", WORK, {}, slots=1).wanted() is False
