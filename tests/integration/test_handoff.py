@@ -56,9 +56,9 @@ def test_one_planned_batch_is_shared_by_two_slots(tmp_path, redis_url, postgres_
     assert len(results) == 30 and set(results.values()) == {1}, results
     spans = [json.loads(line) for line in trace_file.open()]
     assert sorted(n for n, *_ in spans) == list(range(30))
-    # Tests of different batches ran at the same time, in two processes.
+    # Tests of different batches ran at the same time.
     by_batch = {}
-    for n, pid, start, end in spans:
+    for n, _pid, start, end in spans:
         by_batch.setdefault(batch_of[f"test_steps.py::test_step[{n}]"], []).append((start, end))
     first, second, *_ = sorted(by_batch.values(), key=len, reverse=True)
     assert any(a < d and c < b for a, b in first for c, d in second), by_batch
