@@ -8,17 +8,21 @@ module's tests, then from the suite's, then from a fixed guess.
 from __future__ import annotations
 
 from collections import defaultdict
-from statistics import fmean
+from statistics import fmean, median
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dtf.db.models import Batch, RunTask, TestDuration, TestItem, TestResult, utcnow
+from dtf.db.models import Attempt, Batch, RunTask, TestDuration, TestItem, TestResult, utcnow
 
 #: Weight of the newest sample: recent runs matter most, one outlier does not rule.
 ALPHA = 0.3
 #: Guess for a test of a suite with no history at all (seconds).
 UNKNOWN_TEST_S = 0.1
+#: Guess for a batch's start-up (pytest child, imports, collection) before one was measured.
+UNKNOWN_STARTUP_S = 0.2
+#: Recent batches whose start-up gives the suite's typical one (their median).
+STARTUP_SAMPLES = 20
 #: Outcomes whose duration says nothing about the next run (a timed-out test's
 #: duration is its timeout: a fair guess for next time, so it counts).
 _NOT_DURATIONS = ("crashed",)
@@ -31,8 +35,10 @@ def module_of(nodeid: str) -> str:
 class DurationHistory:
     """Known mean durations of one suite on one kind of hardware."""
 
-    def __init__(self, known: dict[str, float]) -> None:
+    def __init__(self, known: dict[str, float], startup_s: float = UNKNOWN_STARTUP_S) -> None:
         self.known = known
+        #: a batch's typical start-up on this hardware (seconds)
+        self.startup_s = startup_s
         by_module: dict[str, list[float]] = defaultdict(list)
         for nodeid, seconds in known.items():
             by_module[module_of(nodeid)].append(seconds)
@@ -46,7 +52,19 @@ class DurationHistory:
                 suite=suite, hardware=hardware
             )
         )
-        return cls(dict(rows.all()))
+        startups = session.scalars(
+            select(Attempt.startup_s)
+            .join(Batch, Batch.id == Attempt.batch_id)
+            .join(RunTask, RunTask.id == Batch.task_id)
+            .where(
+                RunTask.suite == suite,
+                Batch.hardware == hardware,
+                Attempt.startup_s.is_not(None),
+            )
+            .order_by(Attempt.id.desc())
+            .limit(STARTUP_SAMPLES)
+        ).all()
+        return cls(dict(rows.all()), median(startups) if startups else UNKNOWN_STARTUP_S)
 
     def estimate(self, nodeid: str) -> float:
         if nodeid in self.known:

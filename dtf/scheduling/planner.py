@@ -17,7 +17,7 @@ from dtf.config import worker_queue
 from dtf.errors import BadInput, InfrastructureError
 from dtf.executor.collect import CollectedItem, CollectionFailed
 from dtf.executor.records import TestRecord
-from dtf.scheduling.batching import is_exclusive, make_batches
+from dtf.scheduling.batching import is_exclusive, make_batches, min_batch_seconds
 from dtf.scheduling.collect_cache import cached_collect
 from dtf.scheduling.durations import DurationHistory
 from dtf.scheduling.routing import LiveWorker, Unroutable, choose_queue, choose_route
@@ -184,6 +184,7 @@ def _route_tests(task: TaskPlan, workers: Sequence[LiveWorker], histories: Histo
             slots.get(queue, 1),
             estimate,
             grouping=task.grouping,
+            min_batch_s=min_batch_seconds(history.startup_s),
             max_batch_s=getattr(task.spec, "max_batch_seconds", None),
             batch_count=getattr(task.spec, "batches", None),
         )

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from dtf.scheduling.batching import make_batches
+from dtf.scheduling.batching import make_batches, min_batch_seconds
 from dtf.scheduling.durations import UNKNOWN_TEST_S, DurationHistory
 
 
@@ -138,3 +138,14 @@ def test_an_exclusive_test_is_a_batch_of_its_own_even_inside_a_module():
         batches = make_batches(tests, slots=2, min_batch_s=100, batch_count=count)
         assert [Item("m.py", "m.py::whole_gpu", {"exclusive": True})] in batches
         assert [i.nodeid for b in batches if len(b) > 1 for i in b] == ["m.py::a", "m.py::b"]
+
+
+def test_a_suite_whose_batches_start_slowly_gets_fewer_larger_batches():
+    tests = items({f"m{i:02}.py": 10 for i in range(40)})
+    estimate = seconds({t.nodeid: 0.1 for t in tests})  # 40 s of work
+    quick = make_batches(tests, slots=2, estimate=estimate, min_batch_s=min_batch_seconds(0.05))
+    slow = make_batches(tests, slots=2, estimate=estimate, min_batch_s=min_batch_seconds(0.8))
+    assert min_batch_seconds(0.8) == 8.0 and min_batch_seconds(0.05) == 2.0
+    assert len(slow) < len(quick)
+    # Only the last batch, what is left, may be smaller.
+    assert min(total(b, estimate) for b in slow[:-1]) >= 8.0 - 1e-9
