@@ -279,6 +279,8 @@ class _BatchRun:
 
     def run(self, nodeids: list[str], reruns: int) -> BatchOutcome:
         pending = _drop_missing_files(nodeids, self.rootdir, self.emit)
+        if self.handoff is not None and len(pending) > 1:
+            pending = self._hand_off_at_start(pending)
         units = [_Unit(pending)] if pending else []
         with tempfile.TemporaryDirectory(prefix="dtf-batch-") as tmp:
             self.tmp = Path(tmp)
@@ -305,6 +307,20 @@ class _BatchRun:
             incidents=self.incidents,
             handed_off=self.handed_off,
         )
+
+    def _hand_off_at_start(self, nodeids: list[str]) -> list[str]:
+        """A slot is idle already: hand it half before a child collects them all."""
+        try:
+            first = self.handoff.first_to_hand(nodeids, {}, 0.0) if self.handoff.wanted() else None
+            if first not in nodeids[1:]:
+                return nodeids
+            cut = nodeids.index(first)
+            self.handoff.hand(nodeids[cut:])
+        except Exception:
+            logger.exception("could not hand tests to another worker; the batch keeps them")
+            return nodeids
+        self.handed_off += nodeids[cut:]
+        return nodeids[:cut]
 
     def _drain_units(self, units: list[_Unit]) -> None:
         while units:

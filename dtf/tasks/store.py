@@ -48,6 +48,8 @@ class BatchWork:
     hardware_kinds: list[str] = field(default_factory=list)
     #: earlier attempts that never finished: their worker died (hostnames)
     interrupted: list[str] = field(default_factory=list)
+    #: expected seconds of the batch's tests when it was planned (None: unknown)
+    estimated_s: float | None = None
 
 
 def start_attempt(
@@ -127,6 +129,7 @@ def _work(session, batch: Batch, attempt_id: int, interrupted: list[str]) -> Bat
         memory_limit_mb=task.spec.get("memory_limit_mb"),
         hardware_kinds=_common_kinds([r or {} for _, _, r in pending]),
         interrupted=interrupted,
+        estimated_s=batch.estimated_s,
     )
 
 

@@ -497,18 +497,19 @@ def test_bounded_keeps_head_and_tail() -> None:
 
 
 class HandTheSecondHalf(pytest_runner.Handoff):
-    """Asks once, as soon as the first test started, to hand the second half away."""
+    """Says a slot is idle the ``idle_at``-th time it is asked (the first time is when
+    the batch starts, the next ones while its child runs tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_at: int = 1) -> None:
         self.handed: list[list[str]] = []
         self.asked = 0
+        self.idle_at = idle_at
 
     def wanted(self) -> bool:
         self.asked += 1
-        return self.asked == 1
+        return self.asked == self.idle_at
 
     def first_to_hand(self, pending: list[str], measured, startup_s: float) -> str | None:
-        assert startup_s > 0  # measured: the tests this child finished so far
         return pending[len(pending) // 2]
 
     def hand(self, nodeids: list[str]) -> None:
@@ -537,14 +538,14 @@ def test_handoff_gives_the_tests_not_started_to_another_worker(
         },
     )
     nodeids = [f"test_slow.py::test_slow[{n}]" for n in range(8)]
-    handoff = HandTheSecondHalf()
+    handoff = HandTheSecondHalf(idle_at=2)  # no slot idle at the start; one later
     records, outcome = run_batch(nodeids, root, start_method=start_method, handoff=handoff)
 
     (handed,) = handoff.handed
     ran = [r.nodeid for r in records]
     # Every test either ran here or was handed away, in order, never both.
     assert ran + handed == nodeids
-    assert 1 <= len(handed) < len(nodeids)
+    assert 1 <= len(handed) < len(nodeids) - 1  # handed while the child ran tests
     assert outcome.handed_off == handed
     assert outcome.counts == {"passed": len(ran)}
     # The child stopped cleanly after its share: no second child, no error records.
@@ -566,7 +567,27 @@ def test_handoff_that_fails_leaves_the_tests_to_this_batch(
                          "def test_slow(n):\n    time.sleep(0.3)\n"},
     )  # fmt: skip
     nodeids = [f"test_slow.py::test_slow[{n}]" for n in range(6)]
-    records, outcome = run_batch(nodeids, root, start_method=start_method, handoff=BrokerDown())
+    records, outcome = run_batch(
+        nodeids, root, start_method=start_method, handoff=BrokerDown(idle_at=2)
+    )
     assert sorted(r.nodeid for r in records) == sorted(nodeids)
     assert {r.outcome for r in records} == {"passed"}
     assert outcome.handed_off == []
+
+
+def test_a_slot_idle_when_the_batch_starts_gets_half_before_anything_is_collected(
+    tmp_path: Path, start_method: str
+) -> None:
+    root = write_suite(
+        tmp_path,
+        {
+            "test_a.py": "def test_1():\n    pass\n\ndef test_2():\n    pass\n",
+            "test_b.py": "def test_3():\n    pass\n\ndef test_4():\n    pass\n",
+        },
+    )
+    nodeids = ["test_a.py::test_1", "test_a.py::test_2", "test_b.py::test_3", "test_b.py::test_4"]
+    handoff = HandTheSecondHalf()
+    records, outcome = run_batch(nodeids, root, start_method=start_method, handoff=handoff)
+    assert handoff.handed == [nodeids[2:]]
+    assert [r.nodeid for r in records] == nodeids[:2]
+    assert outcome.handed_off == nodeids[2:] and outcome.children == 1
