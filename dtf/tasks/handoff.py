@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 #: What handing off must save beyond the new batch's start-up to be worth it (seconds).
 MIN_GAIN_S = 0.5
+#: The least a new batch's start-up is taken to cost (seconds).
+MIN_STARTUP_S = 0.3
 
 
 class BatchHandoff(Handoff):
@@ -65,16 +67,18 @@ class BatchHandoff(Handoff):
         self, pending: list[str], measured: Mapping[str, float], startup_s: float
     ) -> str | None:
         """The first of the tests that make the last half of ``pending``'s expected time,
-        if giving that half away saves more than a new batch's start-up costs."""
+        if giving that half away saves more than the new batch's start-up costs (this
+        batch's start-up, scaled by the share of its tests handed over: most of a
+        start-up is collecting the tests' modules)."""
         seconds = [self._estimate(nodeid, measured) for nodeid in pending]
         total = sum(seconds)
-        if total / 2 < startup_s + MIN_GAIN_S:
-            return None
         tail = 0.0
         for index in range(len(pending) - 1, -1, -1):
             tail += seconds[index]
             if tail >= total / 2:
-                return pending[index]
+                share = (len(pending) - index) / (len(pending) + len(measured))
+                worth = tail - max(MIN_STARTUP_S, startup_s * share) > MIN_GAIN_S
+                return pending[index] if worth else None
         return None
 
     def _estimate(self, nodeid: str, measured: Mapping[str, float]) -> float:

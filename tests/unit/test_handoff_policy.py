@@ -25,8 +25,12 @@ def test_the_tail_that_makes_half_of_the_expected_time_is_handed_off() -> None:
 def test_nothing_is_handed_off_when_half_of_it_would_not_pay_for_a_new_start_up() -> None:
     pending = ["m.py::a", "m.py::b"]
     policy = handoff({"m.py::a": 1.0, "m.py::b": 1.0})
-    assert policy.first_to_hand(pending, {}, startup_s=1.0 - MIN_GAIN_S + 0.01) is None
-    assert policy.first_to_hand(pending, {}, startup_s=0.1) == "m.py::b"
+    # Handing b (1 s) over costs half of this batch's start-up (b is half its tests).
+    assert policy.first_to_hand(pending, {}, startup_s=2 * (1.0 - MIN_GAIN_S) + 0.02) is None
+    assert policy.first_to_hand(pending, {}, startup_s=0.5) == "m.py::b"
+    # However fast the start-up was, a new batch costs at least MIN_STARTUP_S.
+    short = handoff({"m.py::a": 0.5, "m.py::b": 0.5})
+    assert short.first_to_hand(pending, {}, startup_s=0.0) is None
 
 
 def test_without_history_tests_are_estimated_from_what_the_batch_measured() -> None:
@@ -35,7 +39,7 @@ def test_without_history_tests_are_estimated_from_what_the_batch_measured() -> N
     # slow.py's tests took 4 s on average here; fast.py's 0.01 s.
     assert handoff({}).first_to_hand(pending, measured, startup_s=0.5) == "slow.py::d"
     # Nothing measured and nothing known: 0.1 s each, not worth a new batch.
-    assert handoff({}).first_to_hand(pending, {}, startup_s=0.5) is None
+    assert handoff({}).first_to_hand(pending, {}, startup_s=0.0) is None
 
 
 def test_a_single_slot_never_hands_off() -> None:
