@@ -844,7 +844,8 @@ class _ChildRun:
         if self.handoff_asked or now - self.handoff_checked < HANDOFF_CHECK_S:
             return
         self.handoff_checked = now
-        pending = [n for n in self.nodeids if n not in self.result.started]
+        gone = set(self.result.handed_off)
+        pending = [n for n in self.nodeids if n not in self.result.started and n not in gone]
         try:
             wanted = bool(pending) and self.handoff.wanted()
             first = (
@@ -868,7 +869,8 @@ class _ChildRun:
         self.handoff_asked = False
         if first is None or first not in self.wanted:
             return
-        handed = self.nodeids[self.nodeids.index(first) :]
+        gone = set(self.result.handed_off)
+        handed = [n for n in self.nodeids[self.nodeids.index(first) :] if n not in gone]
         self.result.handed_off += handed
         self.wanted -= set(handed)
         try:

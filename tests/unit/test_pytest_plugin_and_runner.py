@@ -500,14 +500,14 @@ class HandTheSecondHalf(pytest_runner.Handoff):
     """Says a slot is idle the ``idle_at``-th time it is asked (the first time is when
     the batch starts, the next ones while its child runs tests)."""
 
-    def __init__(self, idle_at: int = 1) -> None:
+    def __init__(self, idle_at: int | tuple[int, ...] = 1) -> None:
         self.handed: list[list[str]] = []
         self.asked = 0
-        self.idle_at = idle_at
+        self.idle_at = idle_at if isinstance(idle_at, tuple) else (idle_at,)
 
     def wanted(self) -> bool:
         self.asked += 1
-        return self.asked == self.idle_at
+        return self.asked in self.idle_at
 
     def first_to_hand(self, pending: list[str], measured, startup_s: float) -> str | None:
         return pending[len(pending) // 2]
@@ -591,3 +591,23 @@ def test_a_slot_idle_when_the_batch_starts_gets_half_before_anything_is_collecte
     assert handoff.handed == [nodeids[2:]]
     assert [r.nodeid for r in records] == nodeids[:2]
     assert outcome.handed_off == nodeids[2:] and outcome.children == 1
+
+
+def test_a_batch_may_hand_off_twice_and_never_hands_a_test_twice(
+    tmp_path: Path, start_method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pytest_runner, "HANDOFF_CHECK_S", 0.0)
+    root = write_suite(
+        tmp_path,
+        {"test_slow.py": "import time, pytest\n\n@pytest.mark.parametrize('n', range(16))\n"
+                         "def test_slow(n):\n    time.sleep(0.2)\n"},
+    )  # fmt: skip
+    nodeids = [f"test_slow.py::test_slow[{n}]" for n in range(16)]
+    handoff = HandTheSecondHalf(idle_at=(2, 3, 4, 5, 6, 7, 8))
+    records, outcome = run_batch(nodeids, root, start_method=start_method, handoff=handoff)
+
+    assert len(handoff.handed) >= 2
+    handed = [n for part in handoff.handed for n in part]
+    ran = [r.nodeid for r in records]
+    assert sorted(ran + handed) == sorted(nodeids) and len(set(handed)) == len(handed)
+    assert outcome.handed_off == handed and outcome.exit_codes == [0]
