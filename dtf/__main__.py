@@ -1,5 +1,5 @@
 """``python -m dtf`` is the ``dtf`` command."""
 
-from dtf.cli import main
+from dtf.cli import entry_point
 
-main()
+entry_point()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import os
 import sys
@@ -494,6 +496,26 @@ def _add_plugin_commands() -> None:
     for entry in entry_points(group="dtf.commands"):
         if entry.name not in cli.commands:
             cli.add_command(entry.load(), entry.name)
+
+
+def entry_point() -> None:
+    """The ``dtf`` command: :func:`main`, then leave without the interpreter's teardown.
+
+    Freeing every module of a process that imported SQLAlchemy, Celery and pydantic
+    takes ~0.25 s after the work is done; exit handlers still run and output is flushed.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, (int, type(None))):
+            print(exc.code, file=sys.stderr)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
