@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from dtf.db.models import Batch
 from dtf.db.session import session_scope
 from dtf.executor.pytest_runner import Handoff
-from dtf.scheduling.durations import module_of
+from dtf.scheduling.durations import UNKNOWN_TEST_S, module_of
 from dtf.tasks import store
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class BatchHandoff(Handoff):
         self.work = work
         self.estimates = estimates
         self.slots = slots
-        self.default_s = (sum(estimates.values()) / len(estimates)) if estimates else 0.1
+        self.default_s = (sum(estimates.values()) / len(estimates)) if estimates else UNKNOWN_TEST_S
 
     def wanted(self) -> bool:
         if self.slots < 2:
@@ -82,14 +82,14 @@ class BatchHandoff(Handoff):
         return None
 
     def _estimate(self, nodeid: str, measured: Mapping[str, float]) -> float:
-        """History first; else what this batch's tests of the same module took; else any."""
+        """History first; else what this batch's tests of the same module took; else the
+        planner's guess. (Not what other modules took: a module not reached yet is where a
+        suite's slow tests often are.)"""
         if nodeid in self.estimates:
             return self.estimates[nodeid]
         module = module_of(nodeid)
         same = [s for n, s in measured.items() if module_of(n) == module]
-        if same:
-            return fmean(same)
-        return fmean(measured.values()) if measured else self.default_s
+        return fmean(same) if same else self.default_s
 
     def hand(self, nodeids: list[str]) -> None:
         from dtf.tasks.execute import handed_off_signature
