@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from dtf.db.models import Batch, TestItem, TestResult
-from tests.support.processes import clean_env, run_dtf
+from tests.support.processes import run_dtf
 
 pytestmark = pytest.mark.integration
 
@@ -27,18 +27,12 @@ def test_step(n):
 """
 
 
-def test_one_planned_batch_is_shared_by_two_slots(tmp_path, redis_url, postgres_url):
+def test_one_planned_batch_is_shared_by_two_slots(tmp_path, cluster_env, postgres_url):
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "test_steps.py").write_text(SUITE)
     trace_file = tmp_path / "trace.jsonl"
-    env = clean_env(
-        DTF_BROKER_URL=redis_url,
-        DTF_DATABASE_URL=postgres_url,
-        DTF_HOME=str(tmp_path / "home"),
-        TRACE_FILE=str(trace_file),
-    )
-    assert run_dtf("init-db", env=env, cwd=tmp_path).returncode == 0
+    env = {**cluster_env, "TRACE_FILE": str(trace_file)}
 
     # One batch of 6 s planned for two slots: the idle slot takes over half of its tail.
     proc = run_dtf("run", ".", "--workers", "2", "--batches", "1", env=env, cwd=suite)

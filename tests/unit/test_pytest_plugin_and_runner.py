@@ -516,14 +516,12 @@ class HandTheSecondHalf(pytest_runner.Handoff):
         self.handed.append(nodeids)
 
 
-def test_handoff_gives_the_tests_not_started_to_another_worker(
-    tmp_path: Path, start_method: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(pytest_runner, "HANDOFF_CHECK_S", 0.0)
-    root = write_suite(
-        tmp_path,
+def sleepy_suite(root: Path, count: int) -> list[str]:
+    """A module of ``count`` tests of 0.2 s sharing a module fixture; their node ids."""
+    write_suite(
+        root,
         {
-            "test_slow.py": """
+            "test_slow.py": f"""
                 import time
                 import pytest
 
@@ -531,15 +529,22 @@ def test_handoff_gives_the_tests_not_started_to_another_worker(
                 def shared():
                     yield "set up once"
 
-                @pytest.mark.parametrize("n", range(8))
+                @pytest.mark.parametrize("n", range({count}))
                 def test_slow(n, shared):
-                    time.sleep(0.3)
+                    time.sleep(0.2)
             """
         },
     )
-    nodeids = [f"test_slow.py::test_slow[{n}]" for n in range(8)]
+    return [f"test_slow.py::test_slow[{n}]" for n in range(count)]
+
+
+def test_handoff_gives_the_tests_not_started_to_another_worker(
+    tmp_path: Path, start_method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pytest_runner, "HANDOFF_CHECK_S", 0.0)
+    nodeids = sleepy_suite(tmp_path, 8)
     handoff = HandTheSecondHalf(idle_at=2)  # no slot idle at the start; one later
-    records, outcome = run_batch(nodeids, root, start_method=start_method, handoff=handoff)
+    records, outcome = run_batch(nodeids, tmp_path, start_method=start_method, handoff=handoff)
 
     (handed,) = handoff.handed
     ran = [r.nodeid for r in records]
@@ -561,14 +566,9 @@ def test_handoff_that_fails_leaves_the_tests_to_this_batch(
         def hand(self, nodeids: list[str]) -> None:
             raise ConnectionError("broker unreachable")
 
-    root = write_suite(
-        tmp_path,
-        {"test_slow.py": "import time, pytest\n\n@pytest.mark.parametrize('n', range(6))\n"
-                         "def test_slow(n):\n    time.sleep(0.3)\n"},
-    )  # fmt: skip
-    nodeids = [f"test_slow.py::test_slow[{n}]" for n in range(6)]
+    nodeids = sleepy_suite(tmp_path, 6)
     records, outcome = run_batch(
-        nodeids, root, start_method=start_method, handoff=BrokerDown(idle_at=2)
+        nodeids, tmp_path, start_method=start_method, handoff=BrokerDown(idle_at=2)
     )
     assert sorted(r.nodeid for r in records) == sorted(nodeids)
     assert {r.outcome for r in records} == {"passed"}
@@ -597,14 +597,9 @@ def test_a_batch_may_hand_off_twice_and_never_hands_a_test_twice(
     tmp_path: Path, start_method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pytest_runner, "HANDOFF_CHECK_S", 0.0)
-    root = write_suite(
-        tmp_path,
-        {"test_slow.py": "import time, pytest\n\n@pytest.mark.parametrize('n', range(16))\n"
-                         "def test_slow(n):\n    time.sleep(0.2)\n"},
-    )  # fmt: skip
-    nodeids = [f"test_slow.py::test_slow[{n}]" for n in range(16)]
+    nodeids = sleepy_suite(tmp_path, 16)
     handoff = HandTheSecondHalf(idle_at=(2, 3, 4, 5, 6, 7, 8))
-    records, outcome = run_batch(nodeids, root, start_method=start_method, handoff=handoff)
+    records, outcome = run_batch(nodeids, tmp_path, start_method=start_method, handoff=handoff)
 
     assert len(handoff.handed) >= 2
     handed = [n for part in handoff.handed for n in part]
