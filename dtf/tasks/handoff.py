@@ -100,7 +100,11 @@ class BatchHandoff(Handoff):
             nodeids,
             sum(self.estimates.get(n, self.default_s) for n in nodeids),
         )
-        handed_off_signature(batch_id, self.work.queue, time_limit).apply_async()
+        try:
+            handed_off_signature(batch_id, self.work.queue, time_limit).apply_async()
+        except Exception:
+            store.take_back(self.db_url, self.work.batch_id, batch_id)
+            raise
         logger.info(
             "batch %s: handed %d tests to batch %s (a slot of %s is idle)",
             self.work.batch_id, len(nodeids), batch_id, self.work.queue,

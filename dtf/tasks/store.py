@@ -404,6 +404,18 @@ def hand_off(
         return new.id, timeout * len(items)
 
 
+def take_back(db_url: str, batch_id: str, handed_to: str) -> None:
+    """Undo :func:`hand_off` whose batch could not be sent: its tests return to ``batch_id``."""
+    with session_scope(db_url) as session:
+        batch = session.get(Batch, batch_id, with_for_update=True)
+        items = list(session.scalars(select(TestItem).filter_by(batch_id=handed_to)))
+        for item in items:
+            item.batch_id = batch_id
+        batch.size += len(items)
+        session.flush()
+        session.delete(session.get(Batch, handed_to))
+
+
 class ResultWriter:
     """Stores results as they come; while the database does not answer they are buffered
     and written, in order, once it does (``close`` waits for that a bounded time)."""

@@ -44,3 +44,37 @@ def test_without_history_tests_are_estimated_from_what_the_batch_measured() -> N
 
 def test_a_single_slot_never_hands_off() -> None:
     assert BatchHandoff("sqlite://", WORK, {}, slots=1).wanted() is False
+
+
+def test_handed_tests_move_to_a_new_batch_and_back_if_it_cannot_be_sent(tmp_path) -> None:
+    from sqlalchemy import select
+
+    from dtf.db.models import Batch, RunTask, TestItem
+    from dtf.db.session import session_scope
+    from dtf.tasks import store
+    from tests.support.run_history import add_run, history_db
+
+    with history_db(tmp_path) as session:
+        run_id = add_run(session, 1, {}, status="running")
+    db_url = f"sqlite:///{tmp_path / 'dtf.sqlite'}"
+    with session_scope(db_url) as session:
+        task_id = session.scalar(select(RunTask.id).filter_by(run_id=run_id))
+        session.add(Batch(id="b1", run_id=run_id, task_id=task_id, position=0, queue="cpu",
+                          size=4, test_timeout=30.0))  # fmt: skip
+        session.flush()
+        for n in range(4):
+            session.add(TestItem(run_id=run_id, task_id=task_id, nodeid=f"t{n}", path="m.py",
+                                 batch_id="b1"))  # fmt: skip
+
+    new_id, time_limit = store.hand_off(db_url, "b1", ["t2", "t3"], estimated_s=2.0)
+
+    def members(batch_id: str) -> list[str]:
+        with session_scope(db_url) as session:
+            return sorted(session.scalars(select(TestItem.nodeid).filter_by(batch_id=batch_id)))
+
+    assert members(new_id) == ["t2", "t3"] and members("b1") == ["t0", "t1"]
+    assert time_limit == 60.0
+    store.take_back(db_url, "b1", new_id)
+    assert members("b1") == ["t0", "t1", "t2", "t3"]
+    with session_scope(db_url) as session:
+        assert session.get(Batch, new_id) is None and session.get(Batch, "b1").size == 4
