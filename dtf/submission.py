@@ -193,6 +193,7 @@ def send_run(
     db_url: str, run_id: str, headers: list[HeaderTask], control_queue: str = CONTROL_QUEUE
 ) -> None:
     """Send the run's chord; a run with nothing to send is finished at once."""
+    _no_result_subscriptions()
     try:
         if headers:
             run_canvas(run_id, headers, control_queue).apply_async()
@@ -208,6 +209,22 @@ def send_run(
             run.error = f"could not send the run to the broker: {exc}"
         run_sent(db_url, run_id, headers, sent=False)
         raise InfrastructureError(f"could not send run {run_id} to the broker: {exc}") from exc
+
+
+def _no_result_subscriptions() -> None:
+    """Keep Celery's Redis result backend from subscribing to the sent tasks' results.
+
+    dtf reads outcomes from its database, never from the result backend. A subscription
+    is unsubscribed from ``AsyncResult.__del__``, wherever the garbage collector runs it;
+    with the broker gone, its reconnect gives up with a RuntimeError in the middle of
+    ``dtf run``'s wait instead of the one-line "cannot reach the broker". Celery's own
+    workers send tasks the same way (a task there cannot join a result either).
+    """
+    try:
+        from celery._state import _set_task_join_will_block
+    except ImportError:  # a Celery without it: subscriptions stay, nothing else changes
+        return
+    _set_task_join_will_block(True)
 
 
 def _task_workdir(task_dir, root: str, bundle: str | None, position: int) -> str:

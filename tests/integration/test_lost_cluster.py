@@ -113,3 +113,22 @@ def test_losing_every_worker_of_a_queue_ends_the_wait_with_exit_3(
     assert waiting.returncode == 3, out + err
     assert "no live worker consumes queue 'cpu' any more" in err
     assert "Traceback" not in out + err
+
+
+def test_the_client_never_subscribes_to_task_results(redis_url, tmp_path):
+    # A subscription is dropped from AsyncResult.__del__, wherever the garbage collector
+    # runs it; with the broker gone, that raised in the middle of `dtf run`'s wait.
+    code = """
+from dtf.celery_app import app
+from dtf.submission import _no_result_subscriptions
+_no_result_subscriptions()
+sent = app.signature("dtf.nothing").apply_async(queue="dtf-test-unconsumed")
+pubsub = app.backend.result_consumer._pubsub
+print(bool(pubsub is not None and pubsub.subscribed))
+"""
+    env = clean_env(DTF_BROKER_URL=redis_url, DTF_HOME=str(tmp_path / "home"))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+        env=env,
+    ).stdout  # fmt: skip
+    assert out.strip() == "False"
