@@ -844,8 +844,8 @@ class _ChildRun:
         if self.handoff_asked or now - self.handoff_checked < HANDOFF_CHECK_S:
             return
         self.handoff_checked = now
-        gone = set(self.result.handed_off)
-        pending = [n for n in self.nodeids if n not in self.result.started and n not in gone]
+        # self.wanted: the ids not handed off yet
+        pending = [n for n in self.nodeids if n in self.wanted and n not in self.result.started]
         try:
             wanted = bool(pending) and self.handoff.wanted()
             first = (
@@ -869,18 +869,17 @@ class _ChildRun:
         self.handoff_asked = False
         if first is None or first not in self.wanted:
             return
-        gone = set(self.result.handed_off)
-        handed = [n for n in self.nodeids[self.nodeids.index(first) :] if n not in gone]
-        self.result.handed_off += handed
-        self.wanted -= set(handed)
+        handed = [n for n in self.nodeids[self.nodeids.index(first) :] if n in self.wanted]
         try:
             self.handoff.hand(handed)
         except Exception:
-            # Not handed after all: a next child of this batch runs them.
+            # The child dropped them all the same: a next child of this batch runs them.
             logger.exception("could not hand %d tests to another worker", len(handed))
-            self.result.handed_off = [n for n in self.result.handed_off if n not in handed]
             self.result.restart = True
             self.handoff = None
+            return
+        self.result.handed_off += handed
+        self.wanted -= set(handed)
 
     def _drain(self, emit: Callable[[TestRecord], None]) -> bool:
         """Handle the complete event lines written since the last call; True if any."""

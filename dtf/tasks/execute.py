@@ -168,15 +168,15 @@ def _handoff(db_url: str, work: store.BatchWork):
         return None
 
 
-def handed_off_signature(batch_id: str, queue: str, time_limit: float):
-    """The task of a batch made of another batch's tail (not part of the run's chord)."""
+def batch_signature(batch_id: str, queue: str, time_limit: float, **options):
+    """The task of a batch made at run time (a half, a handed-off tail); ``time_limit``:
+    its tests' timeouts, to which the batch's overhead is added as for planned ones."""
     from dtf.scheduling.canvas import BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT
 
     hard = min(time_limit + BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT)
     return execute_batch.si(batch_id).set(
-        task_id=batch_id, queue=queue, time_limit=hard, soft_time_limit=hard - 30,
-        argsrepr=f"batch={batch_id} queue={queue} (handed off)",
-    )  # fmt: skip
+        task_id=batch_id, queue=queue, time_limit=hard, soft_time_limit=hard - 30, **options
+    )
 
 
 def _on_redelivery(task, db_url: str, work: store.BatchWork, worker: str) -> None:
@@ -243,14 +243,8 @@ def _execute_plan(task, db_url: str, work, worker: str, plan, failure_class: str
 
 
 def _half(task, batch_id: str, queue: str, time_limit: float):
-    from dtf.scheduling.canvas import BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT
-
-    hard = min(time_limit + BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT)
     priority = (task.request.delivery_info or {}).get("priority")
-    return execute_batch.si(batch_id).set(
-        task_id=batch_id, queue=queue, time_limit=hard, soft_time_limit=hard - 30,
-        priority=priority,
-    )  # fmt: skip
+    return batch_signature(batch_id, queue, time_limit, priority=priority)
 
 
 def _live(db_url: str) -> list:

@@ -18,6 +18,7 @@ Exclusive batches never hand off; ``DTF_HANDOFF=0`` in a worker's environment tu
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Mapping
 from statistics import fmean
 
@@ -70,7 +71,8 @@ class BatchHandoff(Handoff):
         if giving that half away saves more than the new batch's start-up costs (this
         batch's start-up, scaled by the share of its tests handed over: most of a
         start-up is collecting the tests' modules)."""
-        seconds = [self._estimate(nodeid, measured) for nodeid in pending]
+        by_module = _module_means(measured)
+        seconds = [self._estimate(nodeid, by_module) for nodeid in pending]
         total = sum(seconds)
         tail = 0.0
         for index in range(len(pending) - 1, -1, -1):
@@ -81,18 +83,16 @@ class BatchHandoff(Handoff):
                 return pending[index] if worth else None
         return None
 
-    def _estimate(self, nodeid: str, measured: Mapping[str, float]) -> float:
+    def _estimate(self, nodeid: str, module_means: Mapping[str, float]) -> float:
         """History first; else what this batch's tests of the same module took; else the
         planner's guess. (Not what other modules took: a module not reached yet is where a
         suite's slow tests often are.)"""
         if nodeid in self.estimates:
             return self.estimates[nodeid]
-        module = module_of(nodeid)
-        same = [s for n, s in measured.items() if module_of(n) == module]
-        return fmean(same) if same else self.default_s
+        return module_means.get(module_of(nodeid), self.default_s)
 
     def hand(self, nodeids: list[str]) -> None:
-        from dtf.tasks.execute import handed_off_signature
+        from dtf.tasks.execute import batch_signature
 
         batch_id, time_limit = store.hand_off(
             self.db_url,
@@ -101,7 +101,9 @@ class BatchHandoff(Handoff):
             sum(self.estimates.get(n, self.default_s) for n in nodeids),
         )
         try:
-            handed_off_signature(batch_id, self.work.queue, time_limit).apply_async()
+            queue = self.work.queue
+            shown = f"batch={batch_id} queue={queue} (handed off)"
+            batch_signature(batch_id, queue, time_limit, argsrepr=shown).apply_async()
         except Exception:
             store.take_back(self.db_url, self.work.batch_id, batch_id)
             raise
@@ -109,6 +111,13 @@ class BatchHandoff(Handoff):
             "batch %s: handed %d tests to batch %s (a slot of %s is idle)",
             self.work.batch_id, len(nodeids), batch_id, self.work.queue,
         )  # fmt: skip
+
+
+def _module_means(measured: Mapping[str, float]) -> dict[str, float]:
+    by_module: dict[str, list[float]] = defaultdict(list)
+    for nodeid, seconds in measured.items():
+        by_module[module_of(nodeid)].append(seconds)
+    return {module: fmean(values) for module, values in by_module.items()}
 
 
 def slots_of(db_url: str, queue: str) -> int:
