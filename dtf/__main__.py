@@ -1,5 +1,5 @@
 """``python -m dtf`` is the ``dtf`` command."""
 
-from dtf.cli import entry_point
+from dtf.command_server import launch
 
-entry_point()
+launch()

@@ -129,6 +129,8 @@ class LocalWorkers:
         self.idle_s = idle_seconds(self.env)
         self.state_dir = log_dir.parent / "local-workers"
         self.key = fingerprint(self.count, self.env)
+        #: the environment as the command runs in it, which a command server must share
+        self.command_env = dict(self.env)
         self.log_file = log_dir / f"worker-{os.getpid()}.log"
         # The machine does not change between runs: detect its hardware once an hour.
         self.env.setdefault("DTF_INVENTORY_CACHE", str(inventory_cache(self.env)))
@@ -156,12 +158,24 @@ class LocalWorkers:
     def start(self) -> None:
         """Take over warm workers of an identical set-up, or start new ones."""
         with locked(self.lock_file):
+            if self.idle_s > 0:
+                self._start_command_server()
             if self.idle_s > 0 and self._take_over():
                 return
             self._stop_others()
             self._spawn()
             if self.idle_s > 0:
                 self._write_state()
+
+    def _start_command_server(self) -> None:
+        """The next ``dtf`` command of this set-up runs warm, as the next run's workers do."""
+        from dtf import command_server
+
+        home = self.state_dir.parent
+        command_server.stop_all(home, keep=command_server.server_key(self.command_env))
+        command_server.start(
+            home, self.command_env, self.idle_s, self.log_file.parent / "command-server.log"
+        )
 
     def _take_over(self) -> bool:
         try:
@@ -303,8 +317,11 @@ def unregister(db_url: str | None, hostname: str) -> None:
 
 def stop_local_workers(home: Path, db_url: str | None) -> int:
     """Stop every warm local worker of the project at ``home``; returns how many."""
+    from dtf import command_server
+
     state_dir = home / "local-workers"
     stopped = 0
+    command_server.stop_all(home)
     with locked(state_dir / "lock"):
         for state_file in state_dir.glob("*.json"):
             with contextlib.suppress(OSError, ValueError, KeyError):
