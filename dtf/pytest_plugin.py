@@ -72,12 +72,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="append per-test events to FILE as JSON lines",
     )
+    group.addoption(
+        "--dtf-rewrite-cache",
+        metavar="DIR",
+        default=None,
+        help="keep assertion-rewritten test modules in DIR when bytecode may not be written",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.addinivalue_line("markers", TESTRAIL_MARKER_HELP)
     opts = config.option
+    if opts.dtf_rewrite_cache:
+        from dtf.executor.rewrite_cache import install
+
+        install(Path(opts.dtf_rewrite_cache), config)
     if opts.dtf_collect_out or opts.dtf_select or opts.dtf_events:
         state = _DtfState(config)
         config.stash[_config_key] = state

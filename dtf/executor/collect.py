@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dtf.executor.records import TestRecord
+from dtf.executor.rewrite_cache import rewrite_cache_args
 
 # Exit codes with which `pytest --collect-only` still produced a usable collection.
 _COLLECTED_EXIT_CODES = (0, 1, 5)
@@ -76,6 +77,7 @@ def collect(
         "-p", "no:cacheprovider",
         "--continue-on-collection-errors",
         f"--rootdir={rootdir}",
+        *rewrite_cache_args(None),
     ]  # fmt: skip
     if keyword is not None:
         base += ["-k", keyword]

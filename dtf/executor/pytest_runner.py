@@ -44,6 +44,7 @@ from pathlib import Path
 from dtf.executor import warm
 from dtf.executor.lifetime import die_with_parent
 from dtf.executor.records import TestRecord, bounded
+from dtf.executor.rewrite_cache import rewrite_cache_args
 from dtf.executor.warm import Child
 from dtf.recovery import classes as fc
 
@@ -681,6 +682,7 @@ class _ChildRun:
             f"--rootdir={rootdir}",
             "--continue-on-collection-errors",
             *(["--dtf-handoff", str(self.handoff_file)] if handoff is not None else []),
+            *rewrite_cache_args(env),
             *extra_args,
             *files,
         ]
