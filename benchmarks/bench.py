@@ -193,6 +193,8 @@ def dtf_state(services: Services, label: str) -> Iterator[dict[str, str]]:
     ):
         env = {k: v for k, v in os.environ.items() if not k.startswith("DTF_")}
         env.update(DTF_HOME=home, DTF_BROKER_URL=services.redis_url, DTF_DATABASE_URL=db_url)
+        # A first run starts with no rewritten test modules kept (see rewrite_cache.py).
+        env["DTF_REWRITE_CACHE"] = str(Path(home) / "assert-rewrite")
         # Warm local workers between runs whatever CI says; stopped below.
         env["DTF_LOCAL_WORKERS_IDLE"] = "600"
         try:

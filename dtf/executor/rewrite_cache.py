@@ -11,7 +11,8 @@ children dtf keeps those rewritten modules itself, in the user's cache folder,
 never beside the sources: pytest's own pyc format, checked against the source's
 hash on every read, one file per test module (a changed module overwrites its
 entry). Without ``PYTHONDONTWRITEBYTECODE`` pytest's own cache does the job and
-this one stays out of the way. ``DTF_REWRITE_CACHE=0`` turns it off.
+this one stays out of the way. ``DTF_REWRITE_CACHE=0`` turns it off;
+``DTF_REWRITE_CACHE=DIR`` keeps the modules in DIR.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from pathlib import Path
 def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
     """Where pytest children keep rewritten modules, or None when turned off."""
     env = os.environ if env is None else env
-    if env.get("DTF_REWRITE_CACHE", "").strip() == "0":
+    setting = env.get("DTF_REWRITE_CACHE", "").strip()
+    if setting == "0":
         return None
+    if setting and setting != "1":
+        return Path(setting)
     root = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(root) / "dtf" / "assert-rewrite"
 

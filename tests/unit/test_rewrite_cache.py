@@ -83,3 +83,4 @@ def test_the_cache_is_in_the_users_cache_folder_and_can_be_turned_off(tmp_path):
         str(tmp_path / "dtf" / "assert-rewrite"),
     ]
     assert rewrite_cache_args({**env, "DTF_REWRITE_CACHE": "0"}) == []
+    assert cache_dir({**env, "DTF_REWRITE_CACHE": str(tmp_path / "x")}) == tmp_path / "x"
