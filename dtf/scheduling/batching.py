@@ -34,9 +34,24 @@ STARTUP_RATIO = 10.0
 SHARE_DIVISOR = 1
 
 
+#: With no history, no batch aims below a slot's share of the run divided by this.
+GUESSED_FLOOR_DIVISOR = 4
+
+
 def min_batch_seconds(startup_s: float) -> float:
     """The smallest batch worth its start-up of ``startup_s`` seconds."""
     return max(MIN_BATCH_S, STARTUP_RATIO * startup_s)
+
+
+def guessed_min_batch_seconds(total_s: float, slots: int) -> float:
+    """The smallest batch of a suite with no history, where every estimate is one guess.
+
+    Then sizes are test counts, and small last batches balance nothing (a test may take
+    a millisecond or a minute) while each pays a start-up; handing off at run time
+    balances the tail by what the tests took. So a first run is cut into about two
+    batches per slot: half of the run, a quarter, then eighths.
+    """
+    return total_s / (max(1, slots) * GUESSED_FLOOR_DIVISOR)
 
 
 class Schedulable(Protocol):

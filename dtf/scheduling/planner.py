@@ -17,7 +17,12 @@ from dtf.config import worker_queue
 from dtf.errors import BadInput, InfrastructureError
 from dtf.executor.collect import CollectedItem, CollectionFailed
 from dtf.executor.records import TestRecord
-from dtf.scheduling.batching import is_exclusive, make_batches, min_batch_seconds
+from dtf.scheduling.batching import (
+    guessed_min_batch_seconds,
+    is_exclusive,
+    make_batches,
+    min_batch_seconds,
+)
 from dtf.scheduling.collect_cache import cached_collect
 from dtf.scheduling.durations import DurationHistory
 from dtf.scheduling.routing import LiveWorker, Unroutable, choose_queue, choose_route
@@ -179,12 +184,16 @@ def _route_tests(task: TaskPlan, workers: Sequence[LiveWorker], histories: Histo
     for (queue, kind, timeout), items in groups.items():
         history = histories(str(task.workdir), kind)
         estimate = lambda item, history=history: history.estimate(item.nodeid)  # noqa: E731
+        min_batch_s = min_batch_seconds(history.startup_s)
+        if not history.known:
+            total_s = sum(estimate(item) for item in items)
+            min_batch_s = max(min_batch_s, guessed_min_batch_seconds(total_s, slots.get(queue, 1)))
         batches = make_batches(
             items,
             slots.get(queue, 1),
             estimate,
             grouping=task.grouping,
-            min_batch_s=min_batch_seconds(history.startup_s),
+            min_batch_s=min_batch_s,
             max_batch_s=getattr(task.spec, "max_batch_seconds", None),
             batch_count=getattr(task.spec, "batches", None),
         )

@@ -149,3 +149,35 @@ def test_a_suite_whose_batches_start_slowly_gets_fewer_larger_batches():
     assert len(slow) < len(quick)
     # Only the last batch, what is left, may be smaller.
     assert min(total(b, estimate) for b in slow[:-1]) >= 8.0 - 1e-9
+
+
+def plan_of(tests: list[Item], history: DurationHistory):
+    """The batches the planner cuts for ``tests`` on one 2-slot cpu worker."""
+    from pathlib import Path
+
+    from dtf.inventory import CpuInfo, Inventory
+    from dtf.scheduling.planner import Plan, PlannedItem, TaskPlan, route_run
+    from dtf.scheduling.routing import LiveWorker
+    from dtf.spec import spec_from_cli
+
+    spec = spec_from_cli(["."])
+    task = TaskPlan(
+        position=0, spec=spec.tasks[0], workdir=Path("/suite"), timeout=300, priority=5,
+        requirements={"hardware": ["cpu"]},
+        items=[PlannedItem(t.nodeid, t.path, {"hardware": ["cpu"]}) for t in tests],
+    )  # fmt: skip
+    cpu = Inventory("a", CpuInfo(cores=2, threads=2, memory_gb=8), {})
+    worker = LiveWorker("w@a", frozenset({"cpu"}), cpu, concurrency=2)
+    route_run(Plan(spec=spec, tasks=[task]), [worker], lambda suite, kind: history)
+    return task.batches
+
+
+def test_a_suite_with_no_history_is_cut_into_about_two_batches_per_slot():
+    tests = items({f"m{i:03}.py": 20 for i in range(200)})  # 4000 tests, each one guess
+
+    first = plan_of(tests, DurationHistory({}))
+    known = plan_of(tests, DurationHistory({t.nodeid: 0.01 for t in tests}, startup_s=0.01))
+
+    assert [len(b.items) for b in first] == [2000, 1000, 500, 500]
+    # With history the planner trusts its estimates down to the start-up floor.
+    assert len(known) > len(first)
