@@ -489,6 +489,15 @@ def stop_workers() -> None:
     stdout.print(f"dtf: stopped {stopped} warm local worker(s)" if stopped else "dtf: none running")
 
 
+def _check_working_directory() -> None:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise BadInput(
+            "the current directory no longer exists: cd into the project and run dtf again"
+        ) from None
+
+
 def _add_plugin_commands() -> None:
     # Commands of worker-side packages (e.g. `dtf hardware`), found by entry point.
     from importlib.metadata import entry_points
@@ -527,6 +536,7 @@ def main(argv: list[str] | None = None) -> None:
     if not os.environ.get("DTF_DEBUG"):
         sys.unraisablehook = lambda unraisable: None
     try:
+        _check_working_directory()
         _add_plugin_commands()
         cli.main(args=argv, prog_name="dtf", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -109,8 +109,8 @@ def forward(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int | 
     env = dict(os.environ if env is None else env)
     if env.get("DTF_COMMAND_SERVER", "").strip() == "0" or not argv or argv[0] in NOT_FORWARDED:
         return None
-    cwd = os.getcwd()
     try:
+        cwd = os.getcwd()
         home, key = project_home(env, cwd), server_key(env)
         if not state_file(home, key).exists():
             return None
@@ -221,12 +221,11 @@ def serve(home: Path, key: str, idle_s: float) -> None:
     import selectors
     from importlib.metadata import entry_points
 
-    for name in PRELOAD:
-        importlib.import_module(name)
-    for group in PRELOAD_ENTRY_POINTS:
-        for entry in entry_points(group=group):
-            with contextlib.suppress(Exception):
-                importlib.import_module(entry.module)
+    # What cannot be imported here is imported (or reported) by the command that needs it.
+    modules = [*PRELOAD, *(e.module for g in PRELOAD_ENTRY_POINTS for e in entry_points(group=g))]
+    for name in modules:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
 
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)

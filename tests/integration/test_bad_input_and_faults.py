@@ -109,3 +109,16 @@ def test_unknown_run(project):
 def test_unknown_option_is_a_usage_error(project):
     proc = run_dtf("run", "--frobnicate", env=clean_env(), cwd=project)
     assert_one_line_error(proc, 2, "--frobnicate")
+
+
+def test_a_working_directory_that_was_deleted(tmp_path):
+    import subprocess
+    import sys
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.run(
+        ["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "{sys.executable}" -m dtf status'],
+        env=clean_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert_one_line_error(proc, 2, "current directory no longer exists")
