@@ -164,9 +164,11 @@ def _wait_for(pid: int, replies) -> int:
 
 def start(home: Path, env: Mapping[str, str], idle_s: float, log_file: Path) -> None:
     """Start the server of this project and set-up unless one runs; it leaves on its own."""
+    from dtf.local_workers import process_alive
+
     key = server_key(env)
-    with contextlib.suppress(OSError, ValueError):
-        if _alive(json.loads(state_file(home, key).read_text())["pid"]):
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        if process_alive(json.loads(state_file(home, key).read_text())["pid"]):
             return
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
@@ -192,27 +194,19 @@ def stop_all(home: Path, keep: str | None = None) -> int:
 
     A server told to stop takes no new command; those it runs go on to their end.
     """
+    from dtf.local_workers import process_alive
+
     stopped = 0
     for state in (home / "local-workers" / "command-server").glob("*.json"):
         if state.stem == keep:
             continue
         with contextlib.suppress(OSError, ValueError, KeyError):
             pid = json.loads(state.read_text())["pid"]
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGTERM)
                 stopped += 1
         state.unlink(missing_ok=True)
     return stopped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def serve(home: Path, key: str, idle_s: float) -> None:

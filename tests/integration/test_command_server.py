@@ -16,7 +16,7 @@ import pytest
 
 from dtf import command_server
 from dtf.local_workers import process_alive
-from tests.support.processes import clean_env, run_dtf
+from tests.support.processes import clean_env, one_test_project, run_dtf
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +26,7 @@ SLOW_TEST = "import time\n\ndef test_slow():\n    time.sleep(5)\n"
 @pytest.fixture
 def project(tmp_path):
     """A one-test suite whose first run has left its workers and command server warm."""
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    (suite / "test_one.py").write_text("def test_one():\n    pass\n")
-    home = tmp_path / "home"
+    suite, home = one_test_project(tmp_path)
     env = clean_env(DTF_HOME=str(home), DTF_LOCAL_WORKERS_IDLE="120")
     first = run_dtf("run", ".", "--workers", "1", env=env, cwd=suite)
     assert first.returncode == 0, first.stderr
@@ -171,10 +168,7 @@ def test_stop_workers_stops_the_server_and_a_dead_server_is_passed_over(project)
 
 
 def test_the_server_leaves_on_its_own_after_the_idle_time(tmp_path):
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    (suite / "test_one.py").write_text("def test_one():\n    pass\n")
-    home = tmp_path / "home"
+    suite, home = one_test_project(tmp_path)
     env = clean_env(DTF_HOME=str(home), DTF_LOCAL_WORKERS_IDLE="2")
 
     assert run_dtf("run", ".", "--workers", "1", env=env, cwd=suite).returncode == 0

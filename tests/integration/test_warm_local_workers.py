@@ -12,17 +12,14 @@ from sqlalchemy import create_engine, select
 
 from dtf.db.models import Attempt
 from dtf.local_workers import process_alive
-from tests.support.processes import clean_env, run_dtf
+from tests.support.processes import clean_env, one_test_project, run_dtf
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def project(tmp_path):
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    (suite / "test_one.py").write_text("def test_one():\n    pass\n")
-    home = tmp_path / "home"
+    suite, home = one_test_project(tmp_path)
     yield suite, home
     run_dtf("stop-workers", env=clean_env(DTF_HOME=str(home)), cwd=suite)
 

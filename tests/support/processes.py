@@ -28,6 +28,14 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def one_test_project(tmp_path: Path) -> tuple[Path, Path]:
+    """A suite folder holding one passing test, and a DTF_HOME beside it."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_one.py").write_text("def test_one():\n    pass\n")
+    return suite, tmp_path / "home"
+
+
 def run_dtf(
     *args: str, env: dict[str, str], cwd: Path, timeout: float = 300
 ) -> subprocess.CompletedProcess:
