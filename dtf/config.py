@@ -68,7 +68,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     home = Path(env.get("DTF_HOME") or Path.cwd() / ".dtf").resolve()
     broker_url = env.get("DTF_BROKER_URL") or "filesystem://"
-    database_url = env.get("DTF_DATABASE_URL") or f"sqlite:///{home / 'dtf.sqlite'}"
+    database_url = with_installed_driver(
+        env.get("DTF_DATABASE_URL") or f"sqlite:///{home / 'dtf.sqlite'}"
+    )
 
     if broker_url.startswith("filesystem://"):
         queue_dir = str(home / "broker" / "queue")
@@ -96,6 +98,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         broker_transport_options=transport_options,
         liveness_interval=float(env.get("DTF_LIVENESS_INTERVAL") or 15.0),
     )
+
+
+def with_installed_driver(url: str) -> str:
+    """``postgresql://`` names no driver, and SQLAlchemy 2.1 then takes psycopg 3; dtf
+    installs psycopg2, so such a URL uses psycopg2 unless psycopg 3 is installed."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres") and not importlib.util.find_spec("psycopg"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
 
 
 def redact(url: str) -> str:

@@ -27,6 +27,17 @@ def get_engine(url: str) -> Engine:
 
 
 def _create_engine(url: str) -> Engine:
+    try:
+        return _engine_for(url)
+    except ModuleNotFoundError as exc:
+        raise InfrastructureError(
+            f"the database {redact(url)} needs the Python package '{exc.name}', which is not "
+            "installed: install it, or name a driver dtf has in the URL "
+            "(postgresql+psycopg2://, sqlite:///)"
+        ) from None
+
+
+def _engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60})
         event.listen(engine, "connect", _sqlite_pragmas)

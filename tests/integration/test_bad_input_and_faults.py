@@ -122,3 +122,9 @@ def test_a_working_directory_that_was_deleted(tmp_path):
         env=clean_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert_one_line_error(proc, 2, "current directory no longer exists")
+
+
+def test_a_database_whose_driver_is_not_installed(project):
+    env = clean_env(DTF_DATABASE_URL="mysql://dtf:secret@127.0.0.1:3306/dtf")
+    proc = run_dtf("status", env=env, cwd=project)
+    assert_one_line_error(proc, 3, "needs the Python package 'MySQLdb'", "mysql://dtf:***@")

@@ -32,9 +32,17 @@ def test_other_brokers_keep_results_in_the_database():
     settings = load_settings(
         {"DTF_BROKER_URL": "amqp://guest@mq//", "DTF_DATABASE_URL": "postgresql://db/dtf"}
     )
-    assert settings.result_backend == "db+postgresql://db/dtf"
+    assert settings.result_backend == "db+postgresql+psycopg2://db/dtf"
 
 
 def test_redact_hides_passwords_only():
     assert redact("postgresql://dtf:s3cret@db:5432/dtf") == "postgresql://dtf:***@db:5432/dtf"
     assert redact("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+def test_a_postgresql_url_without_a_driver_uses_the_psycopg2_dtf_installs():
+    for url in ("postgresql://u@db:5432/dtf", "postgres://u@db:5432/dtf"):
+        settings = load_settings({"DTF_BROKER_URL": "redis://r", "DTF_DATABASE_URL": url})
+        assert settings.database_url == "postgresql+psycopg2://u@db:5432/dtf"
+    named = load_settings({"DTF_DATABASE_URL": "postgresql+psycopg2://u@db/dtf"})
+    assert named.database_url == "postgresql+psycopg2://u@db/dtf"
