@@ -201,6 +201,7 @@ def run(selection, wait, workers, junit_xml, reports, wait_for_workers) -> None:
         else None
     )
     summary = None
+    sent_nothing = False
     try:
         if local:
             local.start()  # they start and register while the tests are collected
@@ -209,9 +210,12 @@ def run(selection, wait, workers, junit_xml, reports, wait_for_workers) -> None:
             stdout.print(run_id)
             return
         summary = _wait(settings, run_id, local)
+    except BadInput:
+        sent_nothing = True  # refused while planning: the workers hold nothing of this run
+        raise
     finally:
         if local:
-            local.finish(clean=summary is not None)
+            local.finish(clean=summary is not None or sent_nothing)
     _finish(settings, summary, junit_xml, reports)
 
 

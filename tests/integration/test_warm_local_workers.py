@@ -71,6 +71,18 @@ def test_the_second_run_takes_over_the_workers_the_first_left_warm(project):
     assert gone(state["pid"], within=10)
 
 
+def test_a_run_refused_while_planning_leaves_the_workers_warm(project):
+    suite, home = project
+    env = clean_env(DTF_HOME=str(home), DTF_LOCAL_WORKERS_IDLE="120")
+    assert run_dtf("run", ".", "--workers", "1", env=env, cwd=suite).returncode == 0
+    [state] = warm_state(home)
+
+    typo = run_dtf("run", "no/such/dir", "--workers", "1", env=env, cwd=suite)
+
+    assert typo.returncode == 2, typo.stderr
+    assert warm_state(home) == [state] and process_alive(state["pid"])
+
+
 def test_another_environment_gets_new_workers_and_the_old_ones_stop(project):
     suite, home = project
     env = clean_env(DTF_HOME=str(home), DTF_LOCAL_WORKERS_IDLE="120")
