@@ -209,10 +209,9 @@ def stop_all(home: Path, keep: str | None = None) -> int:
     return stopped
 
 
-def serve(home: Path, key: str, idle_s: float) -> None:
-    """Import what commands need, then run each request in a forked child until idle."""
+def preload() -> None:
+    """Import what commands import first; never the CLI modules themselves."""
     import importlib
-    import selectors
     from importlib.metadata import entry_points
 
     # What cannot be imported here is imported (or reported) by the command that needs it.
@@ -220,7 +219,17 @@ def serve(home: Path, key: str, idle_s: float) -> None:
     for name in modules:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+    # The CLI's consoles bind to stdout and stderr when it is imported: a command's
+    # child imports it after taking the launcher's, so they write where it asked.
+    for name in [m for m in sys.modules if m == "dtf.cli" or m.startswith("dtf.cli_")]:
+        del sys.modules[name]
 
+
+def serve(home: Path, key: str, idle_s: float) -> None:
+    """Import what commands need, then run each request in a forked child until idle."""
+    import selectors
+
+    preload()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)

@@ -186,3 +186,13 @@ def test_the_launcher_forwards_nothing_it_should_run_itself(project, monkeypatch
     assert command_server.forward(["status"], env={**env, "DTF_COMMAND_SERVER": "0"}) is None
     assert command_server.forward(["stop-workers"], env=env) is None
     assert command_server.forward(["status"], env={**env, "DTF_HOME": str(home / "x")}) is None
+
+
+def test_the_server_preloads_the_heavy_imports_but_never_the_cli():
+    probe = (
+        "import json, sys; from dtf import command_server; command_server.preload(); "
+        "print(json.dumps([m for m in ('celery', 'dtf.cli', 'pydantic', 'sqlalchemy') "
+        "if m in sys.modules]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert json.loads(proc.stdout) == ["celery", "pydantic", "sqlalchemy"], proc.stderr
