@@ -5,8 +5,9 @@ the last worker runs while the others wait (on a first run every estimate is a g
 So while a batch runs, it looks every ``HANDOFF_CHECK_S`` (see
 :mod:`dtf.executor.pytest_runner`) at its run's batches on its queue: when none is
 waiting and fewer are running than the queue has worker slots, a slot is idle. The batch
-then gives the second half of its expected remaining work (the tests its child has not
-started) to a new batch on the same queue, which the idle slot takes. The run's chord
+then gives the last of the tests its child has not started to a new batch on the same
+queue, which the idle slot takes: as many as make both end together, counting the new
+batch's start-up for its share of the modules (this one has collected them already). The run's chord
 callback waits for such batches before it finalizes (:mod:`dtf.tasks.finalize`).
 
 Slots of a queue: the concurrency of the live workers that consume it, read once per
@@ -67,21 +68,35 @@ class BatchHandoff(Handoff):
     def first_to_hand(
         self, pending: list[str], measured: Mapping[str, float], startup_s: float
     ) -> str | None:
-        """The first of the tests that make the last half of ``pending``'s expected time,
-        if giving that half away saves more than the new batch's start-up costs (this
-        batch's start-up, scaled by the share of its tests handed over: most of a
-        start-up is collecting the tests' modules)."""
+        """The first of the last tests of ``pending`` to give away, so that this batch and
+        the new one finish together, if that saves more than MIN_GAIN_S.
+
+        This batch has collected its tests; the new one pays a start-up for its share
+        of them (this batch's start-up, scaled by the share of its tests handed over:
+        most of a start-up is collecting the tests' modules, at least MIN_STARTUP_S).
+        """
         by_module = _module_means(measured)
         seconds = [self._estimate(nodeid, by_module) for nodeid in pending]
         total = sum(seconds)
+        everyone = len(pending) + len(measured)
+
+        def finish(first: int, tail: float) -> float:
+            """When the later of the two ends, handing over from index ``first`` on."""
+            startup = max(MIN_STARTUP_S, startup_s * (len(pending) - first) / everyone)
+            return max(total - tail, tail + startup)
+
         tail = 0.0
+        best, best_finish = None, total
         for index in range(len(pending) - 1, -1, -1):
             tail += seconds[index]
-            if tail >= total / 2:
-                share = (len(pending) - index) / (len(pending) + len(measured))
-                worth = tail - max(MIN_STARTUP_S, startup_s * share) > MIN_GAIN_S
-                return pending[index] if worth else None
-        return None
+            ends = finish(index, tail)
+            if ends < best_finish:
+                best, best_finish = index, ends
+            if tail >= total - tail:  # past the middle: the new batch only gets later
+                break
+        if best is None or total - best_finish <= MIN_GAIN_S:
+            return None
+        return pending[best]
 
     def _estimate(self, nodeid: str, module_means: Mapping[str, float]) -> float:
         """History first; else what this batch's tests of the same module took; else the

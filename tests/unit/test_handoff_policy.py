@@ -15,10 +15,10 @@ def handoff(estimates: dict[str, float]) -> BatchHandoff:
     return BatchHandoff("sqlite://", WORK, estimates, slots=2)
 
 
-def test_the_tail_that_makes_half_of_the_expected_time_is_handed_off() -> None:
+def test_the_tail_that_makes_both_batches_end_soonest_is_handed_off() -> None:
     pending = [f"m.py::t{i}" for i in range(6)]
     estimates = dict(zip(pending, [1.0, 1.0, 1.0, 1.0, 4.0, 0.5], strict=True))
-    # 8.5 s in all: from the end, t5 + t4 = 4.5 s is the first sum past half.
+    # 8.5 s in all: handing t4 and t5 over, both end after ~4.5-4.8 s.
     assert handoff(estimates).first_to_hand(pending, {}, startup_s=0.2) == "m.py::t4"
 
 
@@ -31,6 +31,15 @@ def test_nothing_is_handed_off_when_half_of_it_would_not_pay_for_a_new_start_up(
     # However fast the start-up was, a new batch costs at least MIN_STARTUP_S.
     short = handoff({"m.py::a": 0.5, "m.py::b": 0.5})
     assert short.first_to_hand(pending, {}, startup_s=0.0) is None
+
+
+def test_the_new_batch_gets_less_than_half_when_it_must_collect_its_share_first() -> None:
+    pending = [f"m{i}.py::t" for i in range(100)]
+    policy = handoff(dict.fromkeys(pending, 0.05))  # 5 s left, in 100 modules
+    # This batch collected them in 3 s; n handed tests cost the new batch 0.03 s each
+    # to collect and 0.05 s to run, while this one runs the rest: 0.08 n = 5 - 0.05 n.
+    first = policy.first_to_hand(pending, {}, startup_s=3.0)
+    assert first == "m62.py::t"  # 38 tests, both done after ~3.1 s (instead of 5)
 
 
 def test_without_history_tests_are_estimated_from_what_the_batch_measured() -> None:
