@@ -310,7 +310,7 @@ class _BatchRun:
         )
 
     def _hand_off_at_start(self, nodeids: list[str]) -> list[str]:
-        """A slot is idle already: hand it half before a child collects them all."""
+        """A slot is idle already: hand it its share before a child collects them all."""
         try:
             first = self.handoff.first_to_hand(nodeids, {}, 0.0) if self.handoff.wanted() else None
             if first not in nodeids[1:]:

@@ -7,8 +7,9 @@ So while a batch runs, it looks every ``HANDOFF_CHECK_S`` (see
 waiting and fewer are running than the queue has worker slots, a slot is idle. The batch
 then gives the last of the tests its child has not started to a new batch on the same
 queue, which the idle slot takes: as many as make both end together, counting the new
-batch's start-up for its share of the modules (this one has collected them already). The run's chord
-callback waits for such batches before it finalizes (:mod:`dtf.tasks.finalize`).
+batch's start-up for its share of the modules (this one has collected them already).
+The run's chord callback waits for such batches before it finalizes
+(:mod:`dtf.tasks.finalize`).
 
 Slots of a queue: the concurrency of the live workers that consume it, read once per
 batch. Batches of other runs on a shared queue are not counted: a slot they keep busy
