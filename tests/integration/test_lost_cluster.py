@@ -51,14 +51,16 @@ def private_redis():
     server.wait()
 
 
-def wait_for_result(env, cwd, nodeid_part: str, timeout: float = 60) -> None:
+def wait_for_result(env, cwd, nodeid: str, timeout: float = 60) -> None:
+    """Until the run has stored a result for `nodeid` (the planned items name it sooner)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         proc = run_dtf("results", env=env, cwd=cwd)
-        if proc.returncode == 0 and nodeid_part in proc.stdout:
+        stored = json.loads(proc.stdout)["results"] if proc.returncode == 0 else []
+        if nodeid in {r["nodeid"] for r in stored}:
             return
         time.sleep(0.5)
-    raise AssertionError(f"no result for {nodeid_part}")
+    raise AssertionError(f"no result for {nodeid}")
 
 
 @pytest.fixture
@@ -75,7 +77,7 @@ def start_waiting_run(project, env, start_worker, name: str):
         [sys.executable, "-m", "dtf", "run", "."], env=env, cwd=project,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    wait_for_result(env, project, "test_quick")
+    wait_for_result(env, project, "test_slow.py::test_quick")
     return worker, waiting
 
 
