@@ -75,6 +75,54 @@ def test_cpu_probe_reports_this_machine():
     assert info.flags == sorted(info.flags)
 
 
+X86_CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse4_2 avx avx2 avx512f amx_tile amx_bf16
+
+processor\t: 1
+model name\t: another
+"""
+
+ARM_CPUINFO_WITHOUT_MODEL = """processor\t: 0
+BogoMIPS\t: 50.00
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics asimddp sve
+CPU implementer\t: 0x41
+"""
+
+
+def test_proc_cpuinfo_gives_the_first_processors_model_and_flags():
+    model, flags = cpu.parse_proc_cpuinfo(X86_CPUINFO)
+    assert model == "Intel(R) Xeon(R) Platinum 8480+"
+    assert cpu.interesting_flags(flags) == ["amx_bf16", "amx_tile", "avx", "avx2", "avx512f",
+                                            "sse4_2"]  # fmt: skip
+
+
+def test_proc_cpuinfo_without_a_model_name_is_left_to_py_cpuinfo():
+    assert cpu.parse_proc_cpuinfo(ARM_CPUINFO_WITHOUT_MODEL) is None
+    named = "model name\t: Neoverse-V2\n" + ARM_CPUINFO_WITHOUT_MODEL
+    model, flags = cpu.parse_proc_cpuinfo(named)
+    assert model == "Neoverse-V2"
+    assert cpu.interesting_flags(flags) == ["asimd", "asimddp", "sve"]
+
+
+@pytest.mark.skipif(
+    cpu.parse_proc_cpuinfo(Path("/proc/cpuinfo").read_text()) is None
+    if Path("/proc/cpuinfo").exists() else True,
+    reason="needs a Linux /proc/cpuinfo that names the model",
+)  # fmt: skip
+def test_the_cpu_probe_agrees_with_py_cpuinfo_without_starting_it(monkeypatch):
+    import cpuinfo
+
+    reference = cpuinfo.get_cpu_info()
+    monkeypatch.setattr(cpuinfo, "get_cpu_info", lambda: pytest.fail("py-cpuinfo was started"))
+    info = cpu.probe_cpu()
+    assert info.model == reference["brand_raw"]
+    assert info.arch == reference["arch_string_raw"]
+    assert set(info.flags) <= set(cpu.interesting_flags(reference["flags"]))
+    assert {"avx2", "sse4_2"} & set(reference["flags"]) <= set(info.flags)
+
+
 def test_interesting_flags_keep_only_the_documented_list():
     flags = ["fpu", "AVX2", "avx512f", "amx_tile", "sse4_2", "asimd", "pni"]
     assert cpu.interesting_flags(flags) == ["amx_tile", "asimd", "avx2", "avx512f", "sse4_2"]

@@ -1,4 +1,9 @@
-"""CPU probe: cores, threads and memory (psutil), model, architecture and flags (py-cpuinfo).
+"""CPU probe: cores, threads and memory (psutil), model, architecture and flags.
+
+Model and flags come from Linux's ``/proc/cpuinfo`` where it names both (x86, and Arm
+kernels that print a model name); elsewhere from py-cpuinfo, which starts a Python
+subprocess and probes for about a second of CPU time -- a second every worker start
+would otherwise pay, on the cores the tests need.
 
 Memory is in GiB (1024**3 bytes, the unit every ``*_gb`` of the inventory uses),
 rounded to 0.1. Inside a container whose cgroup limits memory, the limit counts
@@ -59,22 +64,53 @@ def interesting_flags(flags: list[str] | tuple[str, ...]) -> list[str]:
     return sorted(flag for flag in INTERESTING_FLAGS if flag in have)
 
 
-def probe_cpu() -> CpuInfo:
-    """What the CPU of this machine is. py-cpuinfo runs once (it starts a subprocess)."""
-    import cpuinfo
-    import psutil
+def parse_proc_cpuinfo(text: str) -> tuple[str, list[str]] | None:
+    """(model, flags) of the first processor in ``/proc/cpuinfo`` text; None unless both
+    are there (Arm kernels often print no model name)."""
+    model, flags = "", None
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if not sep:
+            continue
+        if key == "model name":
+            model = value.strip()
+        elif key in ("flags", "features"):  # x86 says flags, Arm says Features
+            flags = value.split()
+    return (model, flags) if model and flags is not None else None
 
-    threads = psutil.cpu_count(logical=True) or os.cpu_count() or 1
-    cores = psutil.cpu_count(logical=False) or threads
+
+def _model_and_flags() -> tuple[str, str, list[str]]:
+    """(model, arch, flags): from /proc/cpuinfo when it says, else from py-cpuinfo."""
+    try:
+        found = parse_proc_cpuinfo(Path("/proc/cpuinfo").read_text(errors="replace"))
+    except OSError:
+        found = None
+    if found:
+        return found[0], platform.machine(), found[1]
+    import cpuinfo
+
     try:
         info = cpuinfo.get_cpu_info() or {}
     except Exception:  # py-cpuinfo fails on some exotic platforms: the counts still hold
         info = {}
+    model = str(info.get("brand_raw") or platform.processor() or "")
+    arch = str(info.get("arch_string_raw") or platform.machine() or info.get("arch") or "")
+    return model, arch, list(info.get("flags") or [])
+
+
+def probe_cpu() -> CpuInfo:
+    """What the CPU of this machine is."""
+    import psutil
+
+    threads = psutil.cpu_count(logical=True) or os.cpu_count() or 1
+    cores = psutil.cpu_count(logical=False) or threads
+    model, arch, flags = _model_and_flags()
     return CpuInfo(
         cores=int(cores),
         threads=int(threads),
         memory_gb=round(_memory_bytes() / GIB, 1),
-        model=str(info.get("brand_raw") or platform.processor() or ""),
-        arch=str(info.get("arch_string_raw") or platform.machine() or info.get("arch") or ""),
-        flags=interesting_flags(info.get("flags") or []),
+        model=model,
+        arch=arch,
+        flags=interesting_flags(flags),
     )
