@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
+from sqlalchemy import insert
 
 from dtf.benchmarking.store import store_planned_jobs
 from dtf.config import CONTROL_QUEUE, Settings, redact
@@ -151,6 +152,7 @@ def store_plan(
                 session.add(item)
                 session.flush()
                 session.add(result_row(record, run_id=run_id, item_id=item.id))
+            items: list[dict] = []
             for position, planned in enumerate(ordered_batches(run_id, tp)):
                 batch = Batch(
                     id=uuid.uuid4().hex,
@@ -164,17 +166,11 @@ def store_plan(
                     estimated_s=planned.estimated_s,
                 )
                 session.add(batch)
-                session.add_all(
-                    TestItem(
-                        run_id=run_id,
-                        task_id=task.id,
-                        batch_id=batch.id,
-                        nodeid=t.nodeid,
-                        path=t.path,
-                        requirements=t.requirements,
-                    )
+                items += (
+                    {"run_id": run_id, "task_id": task.id, "batch_id": batch.id,
+                     "nodeid": t.nodeid, "path": t.path, "requirements": t.requirements}
                     for t in planned.items
-                )
+                )  # fmt: skip
                 headers.append(
                     HeaderTask(
                         "batch",
@@ -186,6 +182,9 @@ def store_plan(
                         tests=len(planned.items),
                     )
                 )
+            if items:  # one INSERT of many rows: a suite of thousands of tests
+                session.flush()
+                session.execute(insert(TestItem), items)
     return run_id, headers
 
 
