@@ -3,6 +3,7 @@ otherwise, and with ``verbose`` one line per test as it finishes."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,12 +19,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
-from sqlalchemy import select
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from dtf.benchmarking.summary import benchmarks_part
 from dtf.db.models import Run, TestResult
-from dtf.db.session import session_scope
+from dtf.db.session import database_errors, get_engine, session_scope
 from dtf.errors import InfrastructureError
 from dtf.summary import FAILING_OUTCOMES, TERMINAL_RUN_STATES, RunSummary, summarize
 
@@ -34,7 +36,8 @@ ORDER = (
 
 #: Plain (non-terminal) progress prints a changed counts line at most this often.
 PLAIN_EVERY_S = 5.0
-#: How often the counts are read while waiting (the end is seen sooner).
+#: How often the counts are read while waiting for a bar or per-test lines (the end is
+#: seen sooner); plain progress reads them as often as it prints.
 SUMMARY_EVERY_S = 0.5
 
 
@@ -166,24 +169,22 @@ def wait_for_run(
         speed_estimate_period=120,
     )
     new_results = NewResults(run_id) if verbose else None
+    summary_every = SUMMARY_EVERY_S if console.is_terminal or verbose else PLAIN_EVERY_S
     last_line, last_text, last_printed = None, None, float("-inf")
-    with progress:
+    status = RunStatusReader(db_url, run_id)
+    with progress, contextlib.closing(status):
         bar = progress.add_task("", total=None)
         next_summary = 0.0
         while True:
-            with session_scope(db_url) as session:
-                # The full summary costs CPU the workers need on a small machine:
-                # between summaries only the run's status is read, so the end is
-                # seen within one poll.
-                if time.monotonic() < next_summary and not _run_over(session, run_id):
-                    summary = None
-                else:
-                    summary = summarize(session, run_id)
-                    finished = new_results(session) if new_results else []
-            if summary is None:
+            # The full summary costs CPU the workers need on a small machine: between
+            # summaries only the run's status is read, so the end is seen within one poll.
+            if time.monotonic() < next_summary and not status.over():
                 time.sleep(poll_interval)
                 continue
-            next_summary = time.monotonic() + SUMMARY_EVERY_S
+            with session_scope(db_url) as session:
+                summary = summarize(session, run_id)
+                finished = new_results(session) if new_results else []
+            next_summary = time.monotonic() + summary_every
             for test in finished:
                 progress.console.print(outcome_line(test), highlight=False)
             line = counts_line(summary)
@@ -204,8 +205,39 @@ def wait_for_run(
             time.sleep(poll_interval)
 
 
-def _run_over(session: Session, run_id: str) -> bool:
-    return session.scalar(select(Run.status).where(Run.id == run_id)) in TERMINAL_RUN_STATES
+class RunStatusReader:
+    """Whether a run is over, read over one connection it keeps between polls.
+
+    A poll is then one query, not a pool checkout with its ping, the query and a
+    commit; autocommit leaves no transaction open in between. A connection that
+    broke (the database restarted) is replaced once before the error counts.
+    """
+
+    def __init__(self, db_url: str, run_id: str) -> None:
+        self.db_url, self.run_id = db_url, run_id
+        self._connection: Connection | None = None
+
+    def over(self) -> bool:
+        query = select(Run.status).where(Run.id == self.run_id)
+        with database_errors(self.db_url):
+            try:
+                status = self._connect().scalar(query)
+            except DBAPIError:
+                self.close()
+                status = self._connect().scalar(query)
+        return status in TERMINAL_RUN_STATES
+
+    def _connect(self) -> Connection:
+        if self._connection is None:
+            engine = get_engine(self.db_url)
+            self._connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(DBAPIError):
+                self._connection.close()
+            self._connection = None
 
 
 def plain_line(summary: RunSummary, eta_s: float | None) -> Text:

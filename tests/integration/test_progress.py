@@ -207,3 +207,34 @@ def test_an_outcome_line_names_the_phase_of_a_teardown_error_and_the_attempt_of_
     rerun = FinishedTest(id=2, nodeid="t.py::test_y", outcome="passed", when="call",
                          duration=0.25, worker="w@h", attempt=2)  # fmt: skip
     assert outcome_line(rerun).plain == "PASSED    t.py::test_y  0.25s  w@h  attempt 2"
+
+
+def test_the_status_reader_sees_the_end_over_one_connection_and_outlives_a_broken_one(
+    postgres_url,
+):
+    import psycopg2
+    from sqlalchemy import update
+
+    from dtf.db.models import Base, Run
+    from dtf.db.session import get_engine, session_scope
+    from dtf.progress import RunStatusReader
+    from tests.conftest import PG_ADMIN
+
+    Base.metadata.create_all(get_engine(postgres_url))
+    with session_scope(postgres_url) as session:
+        session.add(Run(id="r1", workdir="/"))
+    reader = RunStatusReader(postgres_url, "r1")
+    assert reader.over() is False
+    backend = reader._connection.connection.dbapi_connection.get_backend_pid()
+    assert reader.over() is False
+    assert reader._connection.connection.dbapi_connection.get_backend_pid() == backend
+
+    with session_scope(postgres_url) as session:
+        session.execute(update(Run).where(Run.id == "r1").values(status="passed"))
+    admin = psycopg2.connect(PG_ADMIN)
+    admin.autocommit = True
+    with admin.cursor() as cursor:  # the server drops the reader's connection
+        cursor.execute("SELECT pg_terminate_backend(%s)", (backend,))
+    admin.close()
+    assert reader.over() is True
+    reader.close()
