@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dtf.executor.pytest_main import PYTEST_MAIN
 from dtf.executor.records import TestRecord
 from dtf.executor.rewrite_cache import rewrite_cache_args
 
@@ -72,7 +73,7 @@ def collect(
     if shards is None:
         shards = shard_count(paths, rootdir)
     base = [
-        python, "-m", "pytest", "--collect-only", "-qq",
+        python, "-m", PYTEST_MAIN, "--collect-only", "-qq",
         "-p", "dtf.pytest_plugin",
         "-p", "no:cacheprovider",
         "--continue-on-collection-errors",

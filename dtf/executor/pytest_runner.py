@@ -6,7 +6,8 @@ hangs in a test is replaced by a fresh one for the ids that have not started yet
 
 Children are started one of two ways (``start_method``), watched the same way:
 
-* ``"spawn"``: ``python -m pytest -p dtf.pytest_plugin ...`` in a new interpreter.
+* ``"spawn"``: ``python -m dtf.executor.pytest_main -p dtf.pytest_plugin ...`` (pytest, less
+  the interpreter's teardown) in a new interpreter.
 * ``"fork"`` (warm, see :mod:`dtf.executor.warm`): the calling process imports pytest and
   the plugin once, and each child is an ``os.fork()`` of it that runs ``pytest.main`` with
   the same arguments. This saves the interpreter start and the pytest import per child.
@@ -43,6 +44,7 @@ from pathlib import Path
 
 from dtf.executor import warm
 from dtf.executor.lifetime import die_with_parent
+from dtf.executor.pytest_main import PYTEST_MAIN
 from dtf.executor.records import TestRecord, bounded
 from dtf.executor.rewrite_cache import rewrite_cache_args
 from dtf.executor.warm import Child
@@ -686,7 +688,7 @@ class _ChildRun:
             *extra_args,
             *files,
         ]
-        self.cmd = [python, "-m", "pytest", "-p", "dtf.pytest_plugin", *self.pytest_args]
+        self.cmd = [python, "-m", PYTEST_MAIN, "-p", "dtf.pytest_plugin", *self.pytest_args]
         self.rootdir = rootdir
         self.env = env
         self.result = _ChildResult(exit_code=0, restart=False, stderr_path=self.stderr)

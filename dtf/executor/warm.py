@@ -399,7 +399,7 @@ def _child_main(
         sys.path.insert(0, str(rootdir))
     else:
         sys.path[:] = [str(rootdir), *_fresh_path]
-    _fresh_main()
+    fresh_main()
     _reset_logging()
     atexit._clear()
     importlib.invalidate_caches()
@@ -407,7 +407,7 @@ def _child_main(
         code = int(pytest.main(args, plugins=plugins))
     except SystemExit as exc:
         code = _exit_code(exc)
-    _finish_like_interpreter_shutdown()
+    finish_like_interpreter_shutdown()
     return code
 
 
@@ -464,7 +464,7 @@ def _redirect_stdio(stdout: Path, stderr: Path) -> None:
     )
 
 
-def _fresh_main() -> None:
+def fresh_main() -> None:
     """A ``__main__`` like ``python -m pytest``'s, e.g. for multiprocessing's spawn."""
     _kept.append(sys.modules.get("__main__"))
     main = types.ModuleType("__main__")
@@ -493,7 +493,9 @@ def _reset_logging() -> None:
                 logger.removeHandler(handler)
 
 
-def _finish_like_interpreter_shutdown() -> None:
+def finish_like_interpreter_shutdown() -> None:
+    """What interpreter shutdown does that a test can see: join the non-daemon threads it
+    left, run the atexit functions (the caller then leaves with ``os._exit``)."""
     main = threading.main_thread()
     for thread in threading.enumerate():
         if thread is not main and not thread.daemon:
