@@ -18,7 +18,13 @@ from dtf.cli_logs import logs, verbose_option, verbose_requested
 from dtf.cli_recovery import recovery as recovery_command
 from dtf.cli_report import report, report_option, results, write_run_reports
 from dtf.config import Settings, load_settings, redact
-from dtf.errors import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, BadInput, DtfError
+from dtf.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INFRASTRUCTURE,
+    BadInput,
+    DtfError,
+    system_exit_code,
+)
 from dtf.plugins.cli import plugins_command
 from dtf.worker_status import workers
 
@@ -521,9 +527,7 @@ def entry_point() -> None:
         main()
         code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if not isinstance(exc.code, (int, type(None))):
-            print(exc.code, file=sys.stderr)
+        code = system_exit_code(exc)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

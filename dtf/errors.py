@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 EXIT_PASSED = 0
 EXIT_TEST_FAILURES = 1
 EXIT_BAD_INPUT = 2
@@ -29,3 +32,15 @@ class InfrastructureError(DtfError):
     """A broker, database or worker the run needs is not there (exit 3)."""
 
     exit_code = EXIT_INFRASTRUCTURE
+
+
+def system_exit_code(exc: SystemExit) -> int:
+    """The status the interpreter would exit with for ``exc``: its code, 0 for None, else 1
+    after printing the code (a message) to stderr, as ``sys.exit("message")`` does."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    with contextlib.suppress(BaseException):
+        print(exc.code, file=sys.stderr)
+    return 1

@@ -24,6 +24,7 @@ def main() -> None:
     import _pytest.config
     import pytest
 
+    from dtf.errors import system_exit_code
     from dtf.executor.warm import finish_like_interpreter_shutdown, fresh_main
 
     # What sys.argv[0] and __main__ are under ``python -m pytest`` (multiprocessing's
@@ -35,9 +36,7 @@ def main() -> None:
     try:
         code = console_main()
     except SystemExit as exc:
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = system_exit_code(exc)
     finish_like_interpreter_shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):

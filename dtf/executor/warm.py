@@ -61,6 +61,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from dtf.errors import system_exit_code
 from dtf.executor.lifetime import die_with_parent
 
 # Exit code of a forked child whose setup or pytest.main raised (EX_SOFTWARE).
@@ -345,7 +346,7 @@ def fork_pytest(
         limit_memory(memory_limit_mb)
         code = _child_main(parent, args, plugins, rootdir, env)
     except SystemExit as exc:
-        code = _exit_code(exc)
+        code = system_exit_code(exc)
     except BaseException:
         with contextlib.suppress(BaseException):
             traceback.print_exc()
@@ -406,19 +407,9 @@ def _child_main(
     try:
         code = int(pytest.main(args, plugins=plugins))
     except SystemExit as exc:
-        code = _exit_code(exc)
+        code = system_exit_code(exc)
     finish_like_interpreter_shutdown()
     return code
-
-
-def _exit_code(exc: SystemExit) -> int:
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code
-    with contextlib.suppress(BaseException):
-        print(exc.code, file=sys.stderr)
-    return 1
 
 
 def _reset_signals() -> None:

@@ -54,3 +54,11 @@ def test_it_passes_when_the_tests_pass(tmp_path):
     proc = run_main(["-q", "test_ok.py"], tmp_path)
     assert proc.returncode == 0
     assert "1 passed" in proc.stdout
+
+
+def test_a_system_exit_gives_the_status_the_interpreter_would(capsys):
+    from dtf.errors import system_exit_code
+
+    assert [system_exit_code(SystemExit(c)) for c in (None, 0, 4)] == [0, 0, 4]
+    assert system_exit_code(SystemExit("no such run")) == 1
+    assert capsys.readouterr().err == "no such run\n"
