@@ -216,3 +216,62 @@ def test_a_large_suite_of_directories_is_sharded_and_files_are_not(tmp_path: Pat
     assert shard_count(["pkg0", "pkg1"], tmp_path) == 1  # a few files: one child
     assert shard_count(["pkg0/test_m0.py"], tmp_path) == 1
     assert len(collect([], tmp_path).items) == SHARD_MIN_FILES
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_cancelled_background_collection_kills_its_pytest_child(tmp_path: Path) -> None:
+    from dtf.executor.collect import CollectionCancelled
+    from dtf.scheduling.planner import BackgroundCollection
+    from dtf.spec import RunSpec, TestTask
+
+    pid_file = tmp_path / "collector.pid"
+    root = write_suite(
+        tmp_path / "suite",
+        {
+            "conftest.py": f"""
+            import os, time
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            time.sleep(3600)
+        """,
+            "test_a.py": "def test_a():\n    pass\n",
+        },
+    )
+    spec = RunSpec(tasks=[TestTask(paths=["."])])
+    collecting = BackgroundCollection(spec, cwd=root, cache_dir=tmp_path / "cache")
+    while not (pid_file.exists() and pid_file.read_text()):
+        collecting._thread.join(0.05)
+        assert collecting._thread.is_alive(), "collection ended before its conftest ran"
+    collector = int(pid_file.read_text())
+    assert _alive(collector)
+
+    collecting.cancel()
+
+    assert not _alive(collector)
+    assert isinstance(collecting._error, CollectionCancelled)
+    collecting.cancel()  # again: nothing left to do
+
+
+def test_a_background_collection_gives_the_plan_or_raises_the_bad_input(tmp_path: Path) -> None:
+    from dtf.errors import BadInput
+    from dtf.scheduling.planner import BackgroundCollection, collect_run
+    from dtf.spec import RunSpec, TestTask
+
+    spec = RunSpec(tasks=[TestTask(paths=["."])])
+    collecting = BackgroundCollection(spec, cwd=SUITE, cache_dir=tmp_path / "cache")
+    plan = collecting.result()
+    collecting.cancel()  # after the result: a no-op
+    direct = collect_run(spec, cwd=SUITE, cache_dir=tmp_path / "other-cache")
+    assert [i.nodeid for i in plan.tasks[0].items] == [i.nodeid for i in direct.tasks[0].items]
+    assert plan.spec is spec
+
+    missing = RunSpec(tasks=[TestTask(paths=["no_such_dir"])])
+    failing = BackgroundCollection(missing, cwd=SUITE, cache_dir=tmp_path / "cache")
+    with pytest.raises(BadInput, match="no_such_dir"):
+        failing.result()
