@@ -7,9 +7,7 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -29,9 +27,6 @@ from dtf.errors import (
 )
 from dtf.plugins.cli import plugins_command
 from dtf.worker_status import workers
-
-if TYPE_CHECKING:
-    from dtf.scheduling.planner import BackgroundCollection
 
 stdout = Console(highlight=False, soft_wrap=True)
 if not stdout.is_terminal:
@@ -204,46 +199,30 @@ def run(selection, wait, workers, junit_xml, reports, wait_for_workers) -> None:
         raise BadInput("local workers stop when dtf exits: use --wait with --workers")
     if reports and not wait:
         raise BadInput("--report is written when the run ends: use --wait, or `dtf wait --report`")
-    with _collecting(settings, spec) as collecting:
-        _prepare(settings)
-        _plugin_hooks().coordinator_started(settings, "run", spec)
-        local = (
-            LocalWorkers(workers, settings.home / "logs", db_url=settings.database_url)
-            if workers
-            else None
-        )
-        summary = None
-        sent_nothing = False
-        try:
-            if local:
-                local.start()  # they start and register while the tests are collected
-            run_id = _submit(settings, collecting, local=local, wait_for_workers=wait_for_workers)
-            if not wait:
-                stdout.print(run_id)
-                return
-            summary = _wait(settings, run_id, local)
-        except BadInput:
-            sent_nothing = True  # refused while planning: the workers hold nothing of this run
-            raise
-        finally:
-            if local:
-                local.finish(clean=summary is not None or sent_nothing)
-    _finish(settings, summary, junit_xml, reports)
-
-
-@contextlib.contextmanager
-def _collecting(settings: Settings, spec) -> Iterator[BackgroundCollection]:
-    """The run's collection, started at once: it overlaps checking the schema, the
-    plugins and starting workers; stopped (its pytest children killed) if they fail."""
-    from dtf.scheduling.planner import BackgroundCollection
-
-    collecting = BackgroundCollection(
-        spec, cwd=Path.cwd(), cache_dir=settings.home / "collect-cache"
+    _prepare(settings)
+    _plugin_hooks().coordinator_started(settings, "run", spec)
+    local = (
+        LocalWorkers(workers, settings.home / "logs", db_url=settings.database_url)
+        if workers
+        else None
     )
+    summary = None
+    sent_nothing = False
     try:
-        yield collecting
+        if local:
+            local.start()  # they start and register while the tests are collected
+        run_id = _submit(settings, spec, local=local, wait_for_workers=wait_for_workers)
+        if not wait:
+            stdout.print(run_id)
+            return
+        summary = _wait(settings, run_id, local)
+    except BadInput:
+        sent_nothing = True  # refused while planning: the workers hold nothing of this run
+        raise
     finally:
-        collecting.cancel()
+        if local:
+            local.finish(clean=summary is not None or sent_nothing)
+    _finish(settings, summary, junit_xml, reports)
 
 
 def _finish(settings: Settings, summary, junit_xml: str | None, reports=()) -> None:
@@ -261,20 +240,16 @@ def submit(selection, wait_for_workers) -> None:
     """Queue a run for the workers and print its id (fire and forget)."""
     settings = load_settings()
     spec = _spec_from_options(selection)
-    with _collecting(settings, spec) as collecting:
-        _prepare(settings)
-        _plugin_hooks().coordinator_started(settings, "submit", spec)
-        run_id = _submit(settings, collecting, local=None, wait_for_workers=wait_for_workers)
-    stdout.print(run_id)
+    _prepare(settings)
+    _plugin_hooks().coordinator_started(settings, "submit", spec)
+    stdout.print(_submit(settings, spec, local=None, wait_for_workers=wait_for_workers))
 
 
-def _submit(
-    settings: Settings, collecting: BackgroundCollection, *, local, wait_for_workers: float
-) -> str:
-    """Take the collection, check the broker, route to live workers, store, send; returns
-    the run id."""
+def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
+    """Check the broker, collect, route to live workers, store, send; returns the run id."""
     from dtf.celery_app import app
     from dtf.config import CONTROL_QUEUE, worker_queue
+    from dtf.scheduling.planner import collect_run
     from dtf.submission import (
         check_broker,
         route_when_possible,
@@ -283,8 +258,7 @@ def _submit(
         wait_for_workers_to_register,
     )
 
-    plan = collecting.result()
-    spec = plan.spec
+    plan = collect_run(spec, cwd=Path.cwd(), cache_dir=settings.home / "collect-cache")
     check_broker(app, settings)
     if local is not None:
         wait_for_workers_to_register(

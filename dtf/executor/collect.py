@@ -10,8 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +35,6 @@ class CollectionFailed(Exception):
     """One-line message saying what pytest could not do."""
 
 
-class CollectionCancelled(Exception):
-    """The caller no longer wanted the collection; its pytest children were killed."""
-
-
 @dataclass
 class Collection:
     """The selected items, and records with when="collect": errors, and modules skipped whole."""
@@ -53,8 +47,6 @@ class Collection:
 SHARD_MIN_FILES = 40
 #: At most this many children collect one suite at the same time.
 MAX_SHARDS = 4
-#: Seconds between looks at a collection's cancel event.
-CANCEL_POLL_S = 0.1
 
 
 def collect(
@@ -67,7 +59,6 @@ def collect(
     timeout: float = 600.0,
     python: str = sys.executable,
     shards: int | None = None,
-    cancel: threading.Event | None = None,
 ) -> Collection:
     """Collect ``paths`` (relative to ``rootdir``; none means pytest's default) with -k/-m applied.
 
@@ -76,8 +67,7 @@ def collect(
     (``shards``; default: one per core, see :func:`shard_count`), each importing
     a share of the files; the result is the same as one child's.
     Raises CollectionFailed for usage errors (missing path, bad -k/-m, bad option),
-    a broken conftest, or a timeout; CollectionCancelled (children killed) once
-    ``cancel`` is set.
+    a broken conftest, or a timeout.
     """
     rootdir = Path(rootdir).resolve()
     if shards is None:
@@ -101,7 +91,7 @@ def collect(
              *extra_args, *paths]
             for i, out in enumerate(outs)
         ]  # fmt: skip
-        results = _run_all(commands, rootdir, timeout, cancel)
+        results = _run_all(commands, rootdir, timeout)
         for (rc, stdout, stderr), out in zip(results, outs, strict=True):
             if rc not in _COLLECTED_EXIT_CODES or not out.exists():
                 raise CollectionFailed(failure_message(rc, stdout, stderr))
@@ -176,20 +166,16 @@ def _merged(docs: list[dict]) -> Collection:
     )
 
 
-def _run_all(
-    commands: list[list[str]], cwd: Path, timeout: float, cancel: threading.Event | None
-) -> list[tuple[int, str, str]]:
+def _run_all(commands: list[list[str]], cwd: Path, timeout: float) -> list[tuple[int, str, str]]:
     if len(commands) == 1:
-        return [_run(commands[0], cwd, timeout, cancel)]
+        return [_run(commands[0], cwd, timeout)]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=len(commands)) as pool:
-        return list(pool.map(lambda cmd: _run(cmd, cwd, timeout, cancel), commands))
+        return list(pool.map(lambda cmd: _run(cmd, cwd, timeout), commands))
 
 
-def _run(
-    cmd: list[str], cwd: Path, timeout: float, cancel: threading.Event | None
-) -> tuple[int, str, str]:
+def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int, str, str]:
     proc = subprocess.Popen(
         cmd,
         cwd=cwd,
@@ -200,25 +186,17 @@ def _run(
         errors="replace",
         start_new_session=True,
     )
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            wait = deadline - time.monotonic()
-            try:
-                # communicate() may be called again after a timeout without losing output.
-                stdout, stderr = proc.communicate(
-                    timeout=max(0.0, min(wait, CANCEL_POLL_S) if cancel else wait)
-                )
-                return proc.returncode, stdout, stderr
-            except subprocess.TimeoutExpired:
-                if cancel is not None and cancel.is_set():
-                    raise CollectionCancelled from None
-                if time.monotonic() >= deadline:
-                    raise CollectionFailed(f"collection timed out after {timeout:g}s") from None
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        proc.communicate()
+        raise CollectionFailed(f"collection timed out after {timeout:g}s") from None
     except BaseException:
         _kill_group(proc.pid)
         proc.wait()
         raise
+    return proc.returncode, stdout, stderr
 
 
 def _kill_group(pgid: int) -> None:

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,7 +35,6 @@ def cached_collect(
     keyword: str | None = None,
     markexpr: str | None = None,
     extra_args: Sequence[str] = (),
-    cancel: threading.Event | None = None,
 ) -> Collection:
     """``collect`` with a cache in ``cache_dir``; the same arguments and files hit it."""
     key = None if os.environ.get("DTF_COLLECT_CACHE") == "0" else _key(
@@ -52,9 +50,7 @@ def cached_collect(
             )
         except (OSError, ValueError, TypeError, KeyError):
             pass  # a damaged entry is collected again and rewritten
-    collection = collect(
-        paths, rootdir, keyword=keyword, markexpr=markexpr, extra_args=extra_args, cancel=cancel
-    )
+    collection = collect(paths, rootdir, keyword=keyword, markexpr=markexpr, extra_args=extra_args)
     if entry is not None and all(r.outcome == "skipped" for r in collection.errors):
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")

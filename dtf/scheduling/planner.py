@@ -6,7 +6,6 @@ collecting again: ``collect_run`` (pytest, once) and ``route_run`` (workers).
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -79,58 +78,18 @@ class Plan:
         return sum(len(t.items) + len(t.collection_errors) for t in self.tasks)
 
 
-def collect_run(
-    spec: RunSpec, *, cwd: Path, cache_dir: Path, cancel: threading.Event | None = None
-) -> Plan:
-    """Collect every test task once (or reuse the cached collection); nothing is routed yet.
-
-    Once ``cancel`` is set, collecting stops with CollectionCancelled.
-    """
+def collect_run(spec: RunSpec, *, cwd: Path, cache_dir: Path) -> Plan:
+    """Collect every test task once (or reuse the cached collection); nothing is routed yet."""
     for position, task in enumerate(spec.tasks):
         if isinstance(task, BenchmarkTask):
             check_benchmark(position, task)
-    tasks = [_collect_task(i, t, cwd, cache_dir, cancel) for i, t in enumerate(spec.tasks)]
+    tasks = [_collect_task(i, t, cwd, cache_dir) for i, t in enumerate(spec.tasks)]
     plan = Plan(spec=spec, tasks=tasks)
     runs_more = any(isinstance(t.spec, (CommandTask, BenchmarkTask)) for t in plan.tasks)
     if not runs_more and plan.test_count == 0:
         paths = ", ".join(p for t in plan.tasks for p in t.spec.paths)
         raise BadInput(f"no tests collected from {paths}; check the paths, -k and -m")
     return plan
-
-
-class BackgroundCollection:
-    """:func:`collect_run` in a thread, started before the rest of a run's set-up (schema
-    check, plugins, local workers, the broker), which it then overlaps.
-
-    :meth:`result` gives the plan or raises what collecting raised; :meth:`cancel` (a
-    no-op once the result was taken) kills the pytest children and waits for the thread.
-    """
-
-    def __init__(self, spec: RunSpec, *, cwd: Path, cache_dir: Path) -> None:
-        self._cancel = threading.Event()
-        self._plan: Plan | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._collect, args=(spec, cwd, cache_dir), name="dtf-collect", daemon=True
-        )
-        self._thread.start()
-
-    def _collect(self, spec: RunSpec, cwd: Path, cache_dir: Path) -> None:
-        try:
-            self._plan = collect_run(spec, cwd=cwd, cache_dir=cache_dir, cancel=self._cancel)
-        except BaseException as exc:  # handed to the thread that asks for the result
-            self._error = exc
-
-    def result(self) -> Plan:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._plan is not None
-        return self._plan
-
-    def cancel(self) -> None:
-        self._cancel.set()
-        self._thread.join()
 
 
 #: (suite, hardware kind) -> what is known of its tests' durations
@@ -167,11 +126,7 @@ def _which(task: TaskPlan) -> str:
 
 
 def _collect_task(
-    position: int,
-    task: TestTask | CommandTask | BenchmarkTask,
-    cwd: Path,
-    cache_dir: Path,
-    cancel: threading.Event | None,
+    position: int, task: TestTask | CommandTask | BenchmarkTask, cwd: Path, cache_dir: Path
 ) -> TaskPlan:
     workdir = (cwd / task.workdir).resolve() if task.workdir else cwd.resolve()
     if not workdir.is_dir():
@@ -194,7 +149,6 @@ def _collect_task(
                 keyword=task.keyword,
                 markexpr=task.markers,
                 extra_args=task.pytest_args,
-                cancel=cancel,
             )
         except CollectionFailed as exc:
             raise BadInput(f"tasks[{position}]: {exc}") from exc
