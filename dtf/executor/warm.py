@@ -485,10 +485,16 @@ def _reset_logging() -> None:
 
 
 def finish_like_interpreter_shutdown() -> None:
-    """What interpreter shutdown does that a test can see: join the non-daemon threads it
-    left, run the atexit functions (the caller then leaves with ``os._exit``)."""
-    main = threading.main_thread()
-    for thread in threading.enumerate():
-        if thread is not main and not thread.daemon:
-            thread.join()
+    """What interpreter shutdown does that a test can see, in its order: the threading
+    module's shutdown (its exit hooks, e.g. concurrent.futures telling the workers of a
+    ThreadPoolExecutor nobody shut down to stop, then joining the non-daemon threads),
+    then the atexit functions. The caller then leaves with ``os._exit``."""
+    shutdown = getattr(threading, "_shutdown", None)  # what Py_FinalizeEx calls
+    if shutdown is not None and threading.current_thread() is threading.main_thread():
+        shutdown()
+    else:
+        main = threading.main_thread()
+        for thread in threading.enumerate():
+            if thread is not main and not thread.daemon:
+                thread.join()
     atexit._run_exitfuncs()

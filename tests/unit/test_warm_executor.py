@@ -136,6 +136,35 @@ def test_startup_is_reported(tmp_path: Path, method: str) -> None:
     assert outcome.start_methods == [method]
 
 
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_child_whose_tests_left_a_thread_pool_running_exits_as_pytest_would(
+    tmp_path: Path, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Interpreter shutdown tells a ThreadPoolExecutor nobody shut down to stop before it
+    # joins the threads; a child that only joined them would wait for ever.
+    monkeypatch.setattr(pytest_runner, "STALL_TIMEOUT_FLOOR", 20.0)  # a hang fails sooner
+    root = write_suite(
+        tmp_path,
+        {
+            "test_pool.py": """
+            from concurrent.futures import ThreadPoolExecutor
+
+            POOL = ThreadPoolExecutor(max_workers=2)
+
+            def test_uses_a_pool_it_never_shuts_down():
+                assert POOL.submit(lambda: 41 + 1).result() == 42
+        """
+        },
+    )
+    records, outcome = run_batch(
+        ["test_pool.py::test_uses_a_pool_it_never_shuts_down"], root, start_method=method,
+        test_timeout=5.0,
+    )  # fmt: skip
+    assert [r.outcome for r in records] == ["passed"]
+    assert outcome.start_methods == [method]
+    assert outcome.exit_codes == [0]
+
+
 def test_startup_without_any_test_is_the_first_childs_life(tmp_path: Path) -> None:
     root = write_suite(tmp_path, {"test_a.py": "import no_such_module_here\n"})
     records, outcome = run_batch(["test_a.py::test_a"], root, start_method="fork")
