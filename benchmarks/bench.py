@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -54,6 +55,10 @@ REAL_PATHS = ("algorithms",)
 #: out of all three commands alike (``-k``).
 REAL_SELECTION = ("-k", "not (test_kcomponents and test_configuration)")
 COMMANDS = ("pytest", "xdist", "dtf first", "dtf history", "dtf cold")
+#: A dtf run slower than this many times the xdist run before it keeps its state
+#: (database and a copy of DTF_HOME, under KEPT_DIR) for a look afterwards.
+KEEP_SLOWER_THAN = 1.5
+KEPT_DIR = Path("bench-kept")
 #: Words of pytest's closing line that are not outcomes of a test.
 NOT_OUTCOMES = {"warning", "warnings", "deselected", "rerun", "subtests"}
 
@@ -71,6 +76,14 @@ class Suite:
 class Services:
     redis_url: str
     pg_admin_dsn: str
+
+
+@dataclass
+class DtfState:
+    """The environment of one dtf state; ``keep`` asks its clean-up to leave it."""
+
+    env: dict[str, str]
+    keep: bool = False
 
 
 @dataclass
@@ -162,8 +175,9 @@ def flush_redis(url: str) -> None:
 
 
 @contextlib.contextmanager
-def fresh_database(admin_dsn: str, label: str) -> Iterator[str]:
-    """A new PostgreSQL database for one dtf state; dropped on the way out."""
+def fresh_database(admin_dsn: str, label: str, keep=lambda: False) -> Iterator[str]:
+    """A new PostgreSQL database for one dtf state; dropped on the way out unless
+    ``keep()`` says otherwise."""
     import psycopg2
     from psycopg2.extensions import parse_dsn
 
@@ -179,17 +193,21 @@ def fresh_database(admin_dsn: str, label: str) -> Iterator[str]:
             cursor.execute(f'CREATE DATABASE "{name}"')
         yield url
     finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep():
+            with admin.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
 
 
 @contextlib.contextmanager
-def dtf_state(services: Services, label: str) -> Iterator[dict[str, str]]:
-    """Environment for dtf: fresh DTF_HOME and database, the shared Redis; cleaned after."""
+def dtf_state(services: Services, label: str) -> Iterator[DtfState]:
+    """Environment for dtf: fresh DTF_HOME and database, the shared Redis; cleaned after,
+    except what a state marked ``keep`` holds: its database stays, its DTF_HOME (logs,
+    collection cache) is copied under KEPT_DIR."""
+    state = DtfState(env={})
     with (
         tempfile.TemporaryDirectory(prefix="dtf-bench-home-") as home,
-        fresh_database(services.pg_admin_dsn, label) as db_url,
+        fresh_database(services.pg_admin_dsn, label, keep=lambda: state.keep) as db_url,
     ):
         env = {k: v for k, v in os.environ.items() if not k.startswith("DTF_")}
         env.update(DTF_HOME=home, DTF_BROKER_URL=services.redis_url, DTF_DATABASE_URL=db_url)
@@ -197,17 +215,22 @@ def dtf_state(services: Services, label: str) -> Iterator[dict[str, str]]:
         env["DTF_REWRITE_CACHE"] = str(Path(home) / "assert-rewrite")
         # Warm local workers between runs whatever CI says; stopped below.
         env["DTF_LOCAL_WORKERS_IDLE"] = "600"
+        state.env = env
         try:
             subprocess.run(
                 [sys.executable, "-m", "dtf", "init-db"],
                 env=env, check=True, capture_output=True, text=True,
             )  # fmt: skip
-            yield env
+            yield state
         finally:
             subprocess.run(
                 [sys.executable, "-m", "dtf", "stop-workers"], env=env, capture_output=True
             )
             flush_redis(services.redis_url)
+            if state.keep:
+                kept = KEPT_DIR / db_url.rsplit("/", 1)[1]
+                shutil.copytree(home, kept, ignore=shutil.ignore_patterns("assert-rewrite"))
+                print(f"  kept: database {db_url}, DTF_HOME copied to {kept}", flush=True)
 
 
 # --- running and counting ---------------------------------------------------------------
@@ -285,15 +308,24 @@ def run_dtf(suite: Suite, command: str, env: dict, workers: int, timeout: float)
     return Measurement(suite.name, command, argv, wall, code, counts, output[-3000:])
 
 
-def bench_once(suite: Suite, services: Services, workers: int, timeout: float):
+def bench_once(
+    suite: Suite,
+    services: Services,
+    workers: int,
+    timeout: float,
+    keep_slower_than: float = KEEP_SLOWER_THAN,
+):
     """The four commands on ``suite``, once each, in order."""
     yield run_pytest(suite, "pytest", [], timeout)
-    yield run_pytest(suite, "xdist", ["-n", str(workers), "--dist", "load"], timeout)
-    with dtf_state(services, suite.name) as env:
-        yield run_dtf(suite, "dtf first", env, workers, timeout)
-        yield run_dtf(suite, "dtf history", env, workers, timeout)
-        cold = {**env, "DTF_LOCAL_WORKERS_IDLE": "0"}
-        yield run_dtf(suite, "dtf cold", cold, workers, timeout)
+    xdist = run_pytest(suite, "xdist", ["-n", str(workers), "--dist", "load"], timeout)
+    yield xdist
+    with dtf_state(services, suite.name) as state:
+        cold = {**state.env, "DTF_LOCAL_WORKERS_IDLE": "0"}
+        for command, env in (("dtf first", state.env), ("dtf history", state.env),
+                             ("dtf cold", cold)):  # fmt: skip
+            measurement = run_dtf(suite, command, env, workers, timeout)
+            state.keep |= measurement.wall_s > keep_slower_than * xdist.wall_s
+            yield measurement
 
 
 # --- suites -------------------------------------------------------------------------------
@@ -399,6 +431,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default=REDIS_URL, help="an empty Redis database")
     parser.add_argument("--pg-admin-dsn", default=PG_ADMIN_DSN, help="where to create databases")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per command")
+    parser.add_argument(
+        "--keep-slower-than",
+        type=float,
+        default=KEEP_SLOWER_THAN,
+        metavar="RATIO",
+        help=f"keep the state of a dtf run slower than RATIO x xdist's (in {KEPT_DIR}/)",
+    )
     return parser.parse_args(argv)
 
 
@@ -414,7 +453,9 @@ def main(argv=None) -> int:
             shown = " ".join([*suite.selection, *suite.paths])
             print(f"\n{name}: {shown} in {suite.cwd}", flush=True)
             for _ in range(args.repeat):
-                for m in bench_once(suite, services, args.workers, args.timeout):
+                for m in bench_once(
+                    suite, services, args.workers, args.timeout, args.keep_slower_than
+                ):
                     print(f"  {m.command:<12} {m.wall_s:8.2f}s  exit {m.exit_code}", flush=True)
                     measurements.append(m)
     rows = summarize(measurements)
