@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import os
 import sys
@@ -23,6 +22,7 @@ from dtf.errors import (
     EXIT_INFRASTRUCTURE,
     BadInput,
     DtfError,
+    exit_now,
     system_exit_code,
 )
 from dtf.plugins.cli import plugins_command
@@ -529,10 +529,7 @@ def entry_point() -> None:
     except SystemExit as exc:
         code = system_exit_code(exc)
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)
+    exit_now(code)
 
 
 def main(argv: list[str] | None = None) -> None:

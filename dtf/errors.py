@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+from typing import NoReturn
 
 EXIT_PASSED = 0
 EXIT_TEST_FAILURES = 1
@@ -44,3 +46,12 @@ def system_exit_code(exc: SystemExit) -> int:
     with contextlib.suppress(BaseException):
         print(exc.code, file=sys.stderr)
     return 1
+
+
+def exit_now(code: int) -> NoReturn:
+    """Flush stdout and stderr and leave with ``os._exit``: no interpreter teardown (the
+    caller has run what of it must happen, e.g. the atexit functions)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    os._exit(code)

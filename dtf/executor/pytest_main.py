@@ -5,14 +5,13 @@ Once pytest has returned, tearing down an interpreter that imported a suite's
 dependencies (numpy, scipy, sympy, ...) and ran thousands of tests frees every object
 and module one by one: 0.6-0.8 s of CPU for networkx's tests, per batch, spent while
 another batch needs the core. What shutdown does that anyone can see still happens, as
-a forked child does it (``warm.finish_like_interpreter_shutdown``): non-daemon threads
-the tests left are joined, atexit functions run, output is flushed. An exception out of
-pytest itself takes the ordinary way out (traceback, exit code 1).
+a forked child does it (``warm.finish_like_interpreter_shutdown``): threading's exit
+hooks, the non-daemon threads the tests left joined, atexit functions, output flushed.
+An exception out of pytest itself takes the ordinary way out (traceback, exit code 1).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -24,7 +23,7 @@ def main() -> None:
     import _pytest.config
     import pytest
 
-    from dtf.errors import system_exit_code
+    from dtf.errors import exit_now, system_exit_code
     from dtf.executor.warm import finish_like_interpreter_shutdown, fresh_main
 
     # What sys.argv[0] and __main__ are under ``python -m pytest`` (multiprocessing's
@@ -38,10 +37,7 @@ def main() -> None:
     except SystemExit as exc:
         code = system_exit_code(exc)
     finish_like_interpreter_shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(int(code))
+    exit_now(int(code))
 
 
 if __name__ == "__main__":

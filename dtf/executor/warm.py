@@ -61,7 +61,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from dtf.errors import system_exit_code
+from dtf.errors import exit_now, system_exit_code
 from dtf.executor.lifetime import die_with_parent
 
 # Exit code of a forked child whose setup or pytest.main raised (EX_SOFTWARE).
@@ -351,12 +351,7 @@ def fork_pytest(
         with contextlib.suppress(BaseException):
             traceback.print_exc()
     finally:
-        with contextlib.suppress(BaseException):
-            sys.stdout.flush()
-        with contextlib.suppress(BaseException):
-            sys.stderr.flush()
-        os._exit(code)
-    raise AssertionError("unreachable")  # pragma: no cover
+        exit_now(code)
 
 
 def limit_memory(memory_limit_mb: float | None) -> None:
