@@ -386,8 +386,10 @@ def wait(run_id, junit_xml, reports) -> None:
     help="Also show each batch: estimate, wall time, start-up, time in tests.",
 )
 def status(run_id, as_json, show_batches) -> None:
-    """Show a run's state and counts (the latest run when RUN is omitted)."""
+    """Show a run's state, counts and labels (the latest run when RUN is omitted)."""
+    from dtf.db.models import Run
     from dtf.db.session import session_scope
+    from dtf.labels import labels_of, labels_text
     from dtf.progress import counts_line
     from dtf.reporting.batches import batch_efficiency
     from dtf.summary import summarize
@@ -400,6 +402,7 @@ def status(run_id, as_json, show_batches) -> None:
         batches = batch_efficiency(session, run_id) if show_batches else None
         extras = _plugin_outcomes().run_extras(session, run_id)
         extra_lines = _plugin_outcomes().extras_lines(session, run_id)
+        labels = labels_of(session.get(Run, run_id))
     if as_json:
         data = {
             "run_id": run_id,
@@ -407,6 +410,7 @@ def status(run_id, as_json, show_batches) -> None:
             "total": summary.total,
             "finished": summary.finished,
             "counts": summary.counts,
+            "labels": labels,
             **extras,
         }
         if batches is not None:
@@ -414,6 +418,8 @@ def status(run_id, as_json, show_batches) -> None:
         stdout.print_json(data=data)
         return
     stdout.print(f"run {run_id}: {summary.status}: {counts_line(summary)}", markup=False)
+    if labels:
+        stdout.print(f"  labels: {labels_text(labels)}", markup=False)
     for line in extra_lines:
         stdout.print(f"  {line}", markup=False)
     if batches:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from dtf.errors import BadInput
+from dtf.labels import label_callback
 from dtf.reporting import FORMAT_NAMES, SUFFIXES
 
 _CHOICES = ", ".join(FORMAT_NAMES)
@@ -93,11 +94,21 @@ def write_run_reports(db_url: str, run_id: str, targets: list[tuple[str, str]]) 
     "Default: from -o's suffix, else json.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
-def report(run_id, fmt, output) -> None:
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=label_callback,
+    help="The most recent run carrying this label (repeatable: all of them); "
+    "with RUN, refuse a run that does not carry it.",
+)
+def report(run_id, fmt, output, labels) -> None:
     """Print or write a run's report (the latest run when RUN is omitted)."""
     from dtf.cli import _prepare_read, _resolve_run
     from dtf.config import load_settings
     from dtf.db.session import session_scope
+    from dtf.labels import resolve_run_with_labels
     from dtf.reporting.formats import render, write_text
     from dtf.reporting.model import load_report
 
@@ -107,7 +118,11 @@ def report(run_id, fmt, output) -> None:
     settings = load_settings()
     _prepare_read(settings)
     with session_scope(settings.database_url) as session:
-        text = render(load_report(session, _resolve_run(session, run_id)), fmt)
+        if labels:
+            run_id = resolve_run_with_labels(session, run_id, labels)
+        else:
+            run_id = _resolve_run(session, run_id)
+        text = render(load_report(session, run_id), fmt)
     if output:
         write_text(output, text)
     else:

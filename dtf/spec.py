@@ -292,7 +292,17 @@ class RunSpec(_Model):
 
     name: str | None = None
     tasks: Annotated[list[Task], Field(min_length=1)]
+    #: ``key: value`` strings stored with the run, shown by status and reports, given to
+    #: plugins, and selecting runs (``dtf report --label key=value``); see dtf/labels.py
     labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        from dtf.labels import check_labels
+
+        return check_labels(value)
+
     #: where workers find the test code: "path" (the same path on every machine)
     #: or "bundle" (the project directory packed and fetched by each worker)
     code: Literal["path", "bundle"] = "path"

@@ -116,6 +116,7 @@ def store_plan(
                 id=run_id,
                 name=plan.spec.name,
                 spec=run_spec_to_json(plan.spec),
+                labels=dict(plan.spec.labels),
                 workdir=workdir,
                 bundle=bundle,
             )

@@ -38,6 +38,8 @@ class Run(Base):
     #: pending -> running -> passed | failed | error
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: the spec's ``labels`` (str -> str), kept as a column to find runs by label
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     workdir: Mapped[str] = mapped_column(Text)
     #: SHA-256 of the code bundle the workers run in; None: they use ``workdir`` as is
     bundle: Mapped[str | None] = mapped_column(ForeignKey("bundles.sha256"))

@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 from dtf.config import Settings, redact
+from dtf.labels import labels_of
 
 
 def coordinator_payload(settings: Settings, command: str) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def run_payload(run) -> dict[str, Any]:
         "id": run.id,
         "name": run.name,
         "status": run.status,
-        "labels": dict(spec.get("labels") or {}),
+        "labels": labels_of(run),
         "workdir": run.workdir,
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),

@@ -159,6 +159,16 @@ def summary(report: RunReport) -> str:
             facts.append(("build", f'<a href="{escape(value)}">{escape(value)}</a>'))
         else:
             facts.append((key.replace("_", " "), f"<code>{escape(value)}</code>"))
+    if report.labels:
+        facts.append(
+            (
+                "labels",
+                " ".join(
+                    f'<code class="label">{escape(k)}={escape(v)}</code>'
+                    for k, v in report.labels.items()
+                ),
+            )
+        )
     fact_rows = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in facts)
     problems = "".join(
         f'<pre class="problem">{escape(line)}</pre>'

@@ -57,6 +57,8 @@ def _suite(report: RunReport, hardware: str, worker: str | None, kind: str = "")
     for name, value in (("dtf.run", report.run_id), ("hardware", hardware), ("worker", worker)):
         if value:
             ET.SubElement(props, "property", name=name, value=value)
+    for key, value in report.labels.items():
+        ET.SubElement(props, "property", name=f"dtf.label.{key}", value=value)
     return suite
 
 

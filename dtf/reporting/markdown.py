@@ -78,6 +78,8 @@ def header(report: RunReport, items: int) -> str:
         context.append(f"[build]({ci['build_url']})")
     if context:
         lines += ["", " · ".join(context)]
+    if report.labels:
+        lines += ["", "labels " + " · ".join(code(f"{k}={v}") for k, v in report.labels.items())]
     if report.error:
         lines += ["", f"> {cell(report.error[:500])}"]
     return "\n".join(lines)

@@ -184,6 +184,11 @@ class RunReport:
             if key.startswith("ci_") and value not in (None, "")
         }
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """The run's labels (``labels:`` of its task file, ``--label``), by key."""
+        return dict(sorted((self.records["run"].get("labels") or {}).items()))
+
     @cached_property
     def failures(self) -> list[tuple[TestEntry, Result | None]]:
         """Each failing result line with its test (``None``: the test never ran)."""

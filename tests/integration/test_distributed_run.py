@@ -76,6 +76,7 @@ def test_submit_queues_and_returns_at_once(tmp_path, cluster_env, start_worker):
         "total": 1,
         "finished": 1,
         "counts": {"passed": 1},
+        "labels": {},
         "ci": None,
         "integrations": [],
     }
