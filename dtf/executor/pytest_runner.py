@@ -88,6 +88,8 @@ class BatchOutcome:
     start_methods: list[str] = field(default_factory=list)
     #: ids left without a record because recovery moves them elsewhere (``defer``)
     deferred: list[str] = field(default_factory=list)
+    #: the failure class each deferred id was deferred for (env_broken, killed)
+    deferred_classes: dict[str, str] = field(default_factory=dict)
     #: infrastructure failures met inside the batch (crash, hang, oom, env_broken)
     incidents: int = 0
     #: ids handed to another worker (``Handoff``): no record here
@@ -257,6 +259,7 @@ class _BatchRun:
         self.methods: list[str] = []
         self.startup_s = 0.0
         self.deferred: list[str] = []
+        self.deferred_classes: dict[str, str] = {}
         self.incidents = 0
         self.retries: Counter[str] = Counter()
         self.failed_once: dict[str, int] = {}  # rerun candidates: nodeid -> attempt
@@ -307,6 +310,7 @@ class _BatchRun:
             startup_s=self.startup_s,
             start_methods=self.methods,
             deferred=self.deferred,
+            deferred_classes=self.deferred_classes,
             incidents=self.incidents,
             handed_off=self.handed_off,
         )
@@ -359,7 +363,9 @@ class _BatchRun:
             self.emit(record)
 
         timeout = self.test_timeout * unit.timeout_factor
+        oom_kills = fc.OomKills()
         result = child.run(method, timeout, self.poll_interval, emit)
+        result.oom_killed = oom_kills.rose()
         if not self.exit_codes:
             self.startup_s = result.startup_s
         self.exit_codes.append(result.exit_code)
@@ -372,17 +378,21 @@ class _BatchRun:
             detail = record.longrepr or ""
             incident = Incident(fc.OOM, nodeid, [nodeid], detail, self.retries[nodeid])
             follow += self._incident(incident, result, timeout, isolated=_isolated(record, fc.OOM))
+        # Ids that started are never run again by this child's successors, so every
+        # new child makes progress.
+        handed = set(result.handed_off)
+        left = [n for n in unit.nodeids if n not in result.started and n not in handed]
         if unit.decision is not None:
-            broke_again = culprit in unit.nodeids or bool(set(memory_errors) & set(unit.nodeids))
+            broke_again = (
+                culprit in unit.nodeids
+                or bool(set(memory_errors) & set(unit.nodeids))
+                or (bool(left) and not result.restart and _died_outside_tests(result))
+            )
             self.recovery.resolved(unit.decision, not broke_again)
         for nodeid in unit.nodeids:
             if nodeid in result.started and nodeid not in result.reported and nodeid != culprit:
                 self.emit(_not_run(nodeid, result))
         self.handed_off += result.handed_off
-        # Ids that started are never run again by this child's successors, so every
-        # new child makes progress.
-        handed = set(result.handed_off)
-        left = [n for n in unit.nodeids if n not in result.started and n not in handed]
         if not left:
             return follow
         if result.restart:
@@ -390,16 +400,8 @@ class _BatchRun:
         return [*follow, *self._on_rest(left, result, unit)]
 
     def _on_culprit(self, nodeid: str, result: _ChildResult, timeout: float) -> list[_Unit]:
-        if result.killed_for == "timeout":
-            failure = fc.HANG
-        else:
-            failure = fc.classify_child_exit(
-                result.exit_code,
-                _tail(result.stderr_path),
-                killed_by_us=bool(result.killed_for),
-                memory_limited=bool(self.memory_limit_mb),
-            )
-        detail = result.culprit_detail
+        failure = self._classify(result)
+        detail = _exit_note(failure, result) + result.culprit_detail
         record = TestRecord(
             nodeid=nodeid,
             outcome=fc.ISOLATED_OUTCOME[failure],
@@ -430,11 +432,12 @@ class _BatchRun:
             ]
         if decision.action == "defer":
             self.deferred.append(nodeid)
+            self.deferred_classes[nodeid] = incident.failure_class
         elif decision.action == "give_up":
             self.emit(_infra_error(nodeid, incident.detail))
         else:  # isolate (and anything a hook got wrong: never lose the result)
             self.emit(isolated)
-        self.recovery.resolved(decision, True)
+        self.recovery.resolved(decision, decision.action != "give_up")
         return []
 
     def _on_rest(self, left: list[str], result: _ChildResult, unit: _Unit) -> list[_Unit]:
@@ -449,22 +452,29 @@ class _BatchRun:
             decision = self.recovery.decide(
                 Incident(fc.ENV_BROKEN, None, broken_env, bounded(detail) or "")
             )
-            self._settle(broken_env, decision, result)
-        # pytest's own exit codes are 0..5; anything else, or a signal, is a crash.
-        crashed_outside = result.exit_code < 0 or result.exit_code > 5
-        if rest and crashed_outside and not result.killed_for:
-            failure = fc.classify_child_exit(
-                result.exit_code,
-                _tail(result.stderr_path),
-                killed_by_us=False,
-                memory_limited=bool(self.memory_limit_mb),
-            )
+            self._settle(broken_env, decision, result, fc.ENV_BROKEN)
+        # A child dtf killed outside any test (the stall timeout) leaves its tests not run;
+        # one that died on its own or was killed from outside is recovered.
+        if rest and _died_outside_tests(result):
+            failure = self._classify(result)
             self.incidents += 1
-            decision = self.recovery.decide(
-                Incident(failure, None, rest, bounded(result.reason) or "")
-            )
+            reason = _exit_note(failure, result) + result.reason
+            decision = self.recovery.decide(Incident(failure, None, rest, bounded(reason) or ""))
+            if decision.action == "retry":  # killed from outside: the same tests again
+                if decision.delay > 0:
+                    time.sleep(decision.delay)
+                return [
+                    *follow,
+                    _Unit(
+                        rest,
+                        spawn=decision.spawn,
+                        timeout_factor=decision.timeout_factor,
+                        attempt=unit.attempt,
+                        decision=decision,
+                    ),
+                ]
             if decision.action != "bisect":
-                self._settle(rest, decision, result)
+                self._settle(rest, decision, result, failure)
                 return follow
             self.recovery.resolved(decision, True)
             if len(rest) > 1:
@@ -487,15 +497,46 @@ class _BatchRun:
             self.emit(_not_run(nodeid, result))
         return follow
 
-    def _settle(self, nodeids: list[str], decision: Decision, result: _ChildResult) -> None:
+    def _classify(self, result: _ChildResult) -> str:
+        """The failure class of a child that died or that dtf killed (``killed_for``)."""
+        return fc.classify_child_exit(
+            result.exit_code,
+            _tail(result.stderr_path),
+            killed_by_us=bool(result.killed_for),
+            memory_limited=bool(self.memory_limit_mb),
+            oom_killed=result.oom_killed,
+        )
+
+    def _settle(
+        self, nodeids: list[str], decision: Decision, result: _ChildResult, failure: str
+    ) -> None:
         for nodeid in nodeids:
             if decision.action == "defer":
                 self.deferred.append(nodeid)
+                self.deferred_classes[nodeid] = failure
             elif decision.action == "give_up":
                 self.emit(_infra_error(nodeid, result.not_run_reason(nodeid)))
             else:
                 self.emit(_not_run(nodeid, result))
         self.recovery.resolved(decision, decision.action != "give_up")
+
+
+def _died_outside_tests(result: _ChildResult) -> bool:
+    """The child ended by a signal or an exit code of its own (pytest's are 0..5), and not
+    because dtf killed it."""
+    return (result.exit_code < 0 or result.exit_code > 5) and not result.killed_for
+
+
+def _exit_note(failure: str, result: _ChildResult) -> str:
+    """A first line saying who ended the child, where its exit code alone does not."""
+    if failure == fc.KILLED:
+        return (
+            "killed from outside, not by dtf (an operator's kill, a shutdown, or the "
+            "kernel's OOM killer where its count of OOM kills cannot be read)\n"
+        )
+    if failure == fc.OOM and result.oom_killed and result.exit_code == -signal.SIGKILL:
+        return "killed by the kernel's OOM killer (its count of OOM kills rose meanwhile)\n"
+    return ""
 
 
 def _as_rerun(record: TestRecord, attempt: int) -> TestRecord:
@@ -609,6 +650,8 @@ class _ChildResult:
     reason: str = ""
     #: "timeout" | "stall" when the runner killed the child, else ""
     killed_for: str = ""
+    #: the kernel's count of OOM kills rose while the child ran (fc.OomKills)
+    oom_killed: bool = False
     #: the test in flight when the child died or was killed, and what happened to it
     culprit: str | None = None
     culprit_detail: str = ""

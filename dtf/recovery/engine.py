@@ -30,6 +30,7 @@ _TEST_ACTIONS = {
     "retry_test": Decision("retry"),
     "retry_test_spawned": Decision("retry", spawn=True),
     "retry_test_longer": Decision("retry", timeout_factor=2.0),
+    "retry_rest": Decision("retry"),
     "isolate_test": Decision("isolate"),
     "bisect": Decision("bisect"),
     "give_up": Decision("give_up"),
@@ -48,7 +49,9 @@ class TestRecovery(RecoveryHooks):
     """The runner's hooks for one batch attempt, backed by the policy and the table.
 
     Failures of the batch's environment (``env_broken``) are deferred to the batch-level
-    recovery, which moves the tests to another worker.
+    recovery, which moves the tests to another worker; so are tests killed from outside
+    (``killed``) once retrying them here did not help (``move_test``), if another worker
+    or hardware can take them: the batch-level recovery records that move.
     """
 
     __test__ = False
@@ -91,13 +94,22 @@ class TestRecovery(RecoveryHooks):
                 strategy = st.BY_NAME["give_up"]
                 why = f"the run's retry budget ({self.work.run_budget}) is spent"
             elif known and spent_test >= self.work.max_retries:
-                strategy = st.BY_NAME["isolate_test"]
+                # A test killed from outside is not isolated: it did not fault.
+                isolate = st.BY_NAME["isolate_test"]
+                strategy = isolate if isolate.treats(cls) else st.BY_NAME["give_up"]
                 why = f"the test's retry budget ({self.work.max_retries}) is spent"
             else:
-                strategy = policy.choose(cls, level, table, "test", culprit_known=known)
+                strategy = policy.choose(
+                    cls, level, table, "test", culprit_known=known, applicable=self._applicable
+                )
                 why = ""
-            if known:
+            if known or strategy.name.startswith("retry"):
+                # Unknown culprits are tracked only for retries (escalate, never loop);
+                # bisecting repeats at its level for each half.
                 self.levels[key] = strategy.level
+            if strategy.name == "move_test":
+                # No event here: the batch-level recovery records the move and its outcome.
+                return Decision("defer", strategy=strategy.name)
             if item is not None and strategy.name.startswith("retry"):
                 item.retries += 1
             event = tb.start_event(
@@ -129,6 +141,16 @@ class TestRecovery(RecoveryHooks):
             timeout_factor=template.timeout_factor,
             token=_Open(event.id, ResourceMeter(), strategy.name, culprit),
         )
+
+    def _applicable(self, strategy: st.Strategy) -> bool:
+        """``move_test`` applies while another worker or hardware could take the tests."""
+        if strategy.name != "move_test":
+            return True
+        from dtf.submission import live_workers
+
+        failed = {self.worker} if self.worker else set()
+        targets = _targets(self.work, live_workers(self.db_url), failed, self.worker)
+        return "reassign_worker" in targets or "other_hardware" in targets
 
     def resolved(self, decision: Decision, ok: bool) -> None:
         opened = decision.token

@@ -2,9 +2,14 @@
 
 Levels are named as in the framework dtf replaces: 1 basic, 2 enhanced, 3 component,
 4 system, 5 critical. ``context`` says who carries a strategy out: ``test`` strategies run
-inside a batch, in :mod:`dtf.executor.pytest_runner`, when one test crashed, hung or ran
-out of memory; ``batch`` strategies move the whole batch with Celery's ``retry`` /
-``replace`` (:mod:`dtf.tasks.execute`) or are sent by the reconciler.
+inside a batch, in :mod:`dtf.executor.pytest_runner`, when one test crashed, hung, ran
+out of memory or was killed from outside; ``batch`` strategies move the whole batch with
+Celery's ``retry`` / ``replace`` (:mod:`dtf.tasks.execute`) or are sent by the reconciler.
+
+A ``killed`` child (killed from outside, not by dtf) is never blamed on its test: no
+isolation, no bisecting. Its tests run again here (``retry_test``, ``retry_rest``), then
+``move_test`` leaves them to the batch-level recovery, which sends them to another
+worker (``reassign_worker``) or hardware, never in place and never split.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ _BATCH_CLASSES = frozenset(
         fc.BATCH_ERROR,
         fc.HANG,
         fc.OOM,
+        fc.KILLED,
     }
 )
 
@@ -51,14 +57,22 @@ STRATEGIES: tuple[Strategy, ...] = (
         "retry_test",
         1,
         "test",
-        frozenset({fc.CRASH, fc.OOM}),
+        frozenset({fc.CRASH, fc.OOM, fc.KILLED}),
         "run the test again alone in a fresh child, after back-off with jitter",
+    ),
+    Strategy(
+        "retry_rest",
+        1,
+        "test",
+        frozenset({fc.KILLED}),
+        "killed from outside while no test ran: the tests left again in one fresh child",
+        needs_culprit=False,
     ),
     Strategy(
         "retry_in_place",
         1,
         "batch",
-        _BATCH_CLASSES - {fc.HANG, fc.OOM},
+        _BATCH_CLASSES - {fc.HANG, fc.OOM, fc.KILLED},
         "Celery retry on the same queue, after back-off with jitter",
     ),
     # 2 enhanced
@@ -105,6 +119,14 @@ STRATEGIES: tuple[Strategy, ...] = (
         "batch",
         _BATCH_CLASSES - {fc.DB_UNREACHABLE, fc.BROKER_UNREACHABLE},
         "Celery retry on the own queue of another live worker of the same hardware",
+    ),
+    Strategy(
+        "move_test",
+        3,
+        "test",
+        frozenset({fc.KILLED}),
+        "leave the tests to the batch's recovery, which sends them to another worker",
+        needs_culprit=None,
     ),
     # 4 system
     Strategy(

@@ -129,11 +129,7 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
     )
     writer.close(DB_OUTAGE_PATIENCE_S)
     if outcome.deferred:
-        raise BatchFailure(
-            fc.ENV_BROKEN,
-            f"{len(outcome.deferred)} tests' modules failed to import on {worker} "
-            f"(they collected at planning), e.g. {outcome.deferred[0]}",
-        )
+        raise _deferred(outcome, worker)
     store.finish_attempt(
         db_url,
         work.batch_id,
@@ -146,6 +142,26 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
     )
     engine.close_batch_events(db_url, work.batch_id, True, meter.stop())
     return {"batch_id": work.batch_id, "status": "done", "counts": outcome.counts}
+
+
+def _deferred(outcome, worker: str) -> BatchFailure:
+    """What the batch-level recovery gets for the tests the runner left to it: modules
+    that fail to import here (``env_broken``), or tests whose child was killed from
+    outside, retrying them here did not help (``killed``: moved to another worker, not
+    split)."""
+    deferred = outcome.deferred
+    classes = getattr(outcome, "deferred_classes", None) or {}
+    if all(classes.get(nodeid) == fc.KILLED for nodeid in deferred):
+        return BatchFailure(
+            fc.KILLED,
+            f"the pytest child running {len(deferred)} tests was killed from outside "
+            f"(not by dtf) on {worker}, e.g. during {deferred[0]}",
+        )
+    return BatchFailure(
+        fc.ENV_BROKEN,
+        f"{len(deferred)} tests' modules failed to import on {worker} "
+        f"(they collected at planning), e.g. {deferred[0]}",
+    )
 
 
 def _start_method(work: store.BatchWork) -> str | None:
