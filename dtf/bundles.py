@@ -46,11 +46,14 @@ def max_bundle_bytes() -> int:
     return int(float(os.environ.get("DTF_BUNDLE_MAX_MB", "256")) * 1024 * 1024)
 
 
-def project_files(root: Path) -> list[str]:
-    """Files to pack, as posix paths relative to ``root``, sorted."""
+def project_files(root: Path, limit: int | None = None) -> list[str]:
+    """Files to pack, as posix paths relative to ``root``, sorted.
+
+    ``limit``: a walk outside git stops once it has found more than this many files
+    (the caller gives up on such a tree)."""
     listed = _git_files(root)
     if listed is None:
-        listed = _walk_respecting_gitignore(root)
+        listed = _walk_respecting_gitignore(root, limit)
     excluded = pathspec.PathSpec.from_lines("gitignore", ALWAYS_EXCLUDED)
     return sorted(p for p in listed if not excluded.match_file(p) and (root / p).is_file())
 
@@ -70,7 +73,7 @@ def _git_files(root: Path) -> list[str] | None:
     return [p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
-def _walk_respecting_gitignore(root: Path) -> list[str]:
+def _walk_respecting_gitignore(root: Path, limit: int | None = None) -> list[str]:
     files: list[str] = []
     specs: list[tuple[str, pathspec.PathSpec]] = []
     for directory, dirnames, filenames in os.walk(root):
@@ -86,6 +89,8 @@ def _walk_respecting_gitignore(root: Path) -> list[str]:
 
         dirnames[:] = sorted(d for d in dirnames if not ignored(prefix + d + "/"))
         files.extend(prefix + f for f in filenames if not ignored(prefix + f))
+        if limit is not None and len(files) > limit:
+            break
     return files
 
 

@@ -40,8 +40,25 @@ def cli() -> None:
     """dtf: run tests and benchmarks as Celery tasks on the hardware they need."""
 
 
+class PytestArgsCommand(click.Command):
+    """A command whose words after the first ``--`` are pytest's own arguments
+    (``ctx.meta["pytest_args"]``), handed unchanged to every collection and batch."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta["pytest_args"] = args[cut + 1 :]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[-- PYTEST_ARGS]..."]
+
+
 def _spec_from_options(selection: dict):
     """The run spec from the command line: a task file or paths, plus overrides."""
+    from dtf.spec import with_pytest_args
+
     grouping, code = selection["grouping"], selection["code"]
     spec = _load_spec(
         selection["task_file"],
@@ -52,6 +69,7 @@ def _spec_from_options(selection: dict):
         selection["timeout"],
         selection["priority"],
     )
+    spec = with_pytest_args(spec, click.get_current_context().meta.get("pytest_args", []))
     batching = {
         key: value
         for key, value in (
@@ -74,8 +92,7 @@ def _load_spec(task_file, paths, keyword, markers, hardware, timeout, priority):
         raise BadInput("give either PATHS or --task-file, not both")
     if task_file:
         return load_run_spec(task_file)
-    if not paths:
-        raise BadInput("nothing to run: give test PATHS or --task-file FILE")
+    # No paths: what pytest does without any (testpaths, else the current directory).
     return spec_from_cli(
         paths,
         keyword=keyword,
@@ -161,7 +178,7 @@ def _hardware(value: str | None) -> list[str] | None:
     return [h.strip() for h in value.split(",") if h.strip()] if value else None
 
 
-@cli.command()
+@cli.command(cls=PytestArgsCommand)
 @with_selection
 @verbose_option
 @click.option(
@@ -181,7 +198,11 @@ def _hardware(value: str | None) -> list[str] | None:
 @report_option
 @wait_for_workers_option
 def run(selection, wait, workers, junit_xml, reports, wait_for_workers) -> None:
-    """Run tests: plan, send to workers, show progress, exit 0/1/2/3."""
+    """Run tests: plan, send to workers, show progress, exit 0/1/2/3.
+
+    PATHS and PYTEST_ARGS mean what they mean to pytest typed in this directory (no
+    PATHS: pytest's testpaths, else this directory); PYTEST_ARGS reach every
+    collection and batch."""
     from dtf.local_workers import LocalWorkers
 
     settings = load_settings()
@@ -233,7 +254,7 @@ def _finish(settings: Settings, summary, junit_xml: str | None, reports=()) -> N
     sys.exit(summary.exit_code)
 
 
-@cli.command()
+@cli.command(cls=PytestArgsCommand)
 @with_selection
 @wait_for_workers_option
 def submit(selection, wait_for_workers) -> None:

@@ -6,6 +6,9 @@ Options, each independent; without any of them the plugin only registers the ``d
   and the collection errors to FILE as one JSON document.
 * ``--dtf-select FILE``: run only the node ids listed in FILE (one JSON string per line),
   in that order.
+* ``--dtf-files FILE``: collect only the files listed in FILE (one JSON string per line,
+  relative to the invocation directory), so that a batch given the run's own arguments
+  (and so pytest's own rootdir, ini file, conftests and node ids) imports only its files.
 * ``--dtf-events FILE``: append one JSON line per event to FILE, flushed at once:
   ``{"event": "start", "nodeid"}``, ``{"event": "result", **TestRecord.to_dict()}``,
   ``{"event": "finish", "nodeid"}`` and ``{"event": "collect_error", **TestRecord.to_dict()}``.
@@ -61,6 +64,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run only the node ids in FILE (JSON lines), in that order",
     )
     group.addoption(
+        "--dtf-files",
+        metavar="FILE",
+        default=None,
+        help="collect only the files in FILE (JSON lines, relative to the invocation directory)",
+    )
+    group.addoption(
         "--dtf-handoff",
         metavar="FILE",
         default=None,
@@ -89,6 +98,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
         install(Path(opts.dtf_rewrite_cache), config)
     if opts.dtf_collect_out or opts.dtf_select or opts.dtf_events:
+        # dtf is the distributor: an `-n` from the project's addopts would start xdist
+        # workers inside each batch (xdist's own configure runs after this one).
+        if getattr(opts, "dist", "no") != "no" or getattr(opts, "numprocesses", None):
+            opts.dist, opts.numprocesses = "no", None
         state = _DtfState(config)
         config.stash[_config_key] = state
         config.pluginmanager.register(state, "dtf-state")
@@ -179,6 +192,17 @@ class _DtfState:
         self.selection: list[str] | None = None
         if opts.dtf_select:
             self.selection = _read_selection(Path(opts.dtf_select))
+        self.invocation_dir = config.invocation_params.dir
+        #: with --dtf-files: the files to collect and every folder above them
+        self.files: frozenset[str] | None = None
+        self.folders: frozenset[str] = frozenset()
+        if opts.dtf_files:
+            self.files = frozenset(_read_selection(Path(opts.dtf_files)))
+            self.folders = frozenset(_folders_above(self.files))
+            # pytest has chosen rootdir, ini file and conftests from all the arguments;
+            # a file argument of another batch is left out (pytest would otherwise say
+            # "not found" for its node ids, or "no collectors" for it).
+            config.args[:] = [arg for arg in config.args if self._argument_kept(arg)]
         self.events: IO[str] | None = None
         if opts.dtf_events:
             self.events = open(opts.dtf_events, "a", encoding="utf-8")  # noqa: SIM115
@@ -216,16 +240,38 @@ class _DtfState:
         items[:] = keep
 
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        if self.files is not None and collection_path.is_dir():
+            # pytest never asks this of the arguments' own folders or those above them.
+            return True if self._relative(collection_path) not in self.folders else None
         # Every shard walks the whole tree (conftests, ignores and patterns apply as
         # usual) and imports only its own share of the files: where the time goes.
         if self.shard is None or collection_path.name in _NEVER_SHARDED:
             return None
         if collection_path.is_dir():
             return None
-        relative = _relpath(collection_path, config.rootpath)
+        relative = self._relative(collection_path)
         self.walked.append(relative)
         index, count = self.shard
         return True if zlib.crc32(relative.encode()) % count != index else None
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector):
+        # Also for files given as arguments (pytest_ignore_collect is not asked of those);
+        # a collector not returned is never imported.
+        outcome = yield
+        if self.files is not None and self._relative(file_path) not in self.files:
+            outcome.force_result([])
+
+    def _argument_kept(self, arg: str) -> bool:
+        """False for an argument that names a file (or tests in it) outside this batch."""
+        target = arg.split("::", 1)[0]
+        path = self.invocation_dir / target
+        if self.config.option.pyargs and not path.exists():
+            path = _module_file(target) or path
+        return not path.is_file() or self._relative(path) in (self.files or ())
+
+    def _relative(self, path: Path) -> str:
+        return _relpath(Path(path), self.invocation_dir)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.skipped and self.collect_out is not None:
@@ -254,11 +300,10 @@ class _DtfState:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if self.collect_out is None:
             return
-        root = self.config.rootpath
         self.items = [
             {
                 "nodeid": it.nodeid,
-                "path": _relpath(it.path, root),
+                "path": self._relative(it.path),
                 "requirements": requirements_of(it),
             }
             for it in session.items
@@ -275,6 +320,8 @@ class _DtfState:
             return
         doc = {
             "rootdir": str(self.config.rootpath),
+            "inifile": str(self.config.inipath) if self.config.inipath else None,
+            "invocation_dir": str(self.invocation_dir),
             "items": self.items,
             "errors": self.collect_errors,
             "walked": self.walked,
@@ -327,6 +374,33 @@ class _DtfState:
 def _read_selection(path: Path) -> list[str]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def _module_file(name: str) -> Path | None:
+    """The file of module ``name`` (``--pyargs``), None for a package or no module."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.submodule_search_locations is not None:
+        return None
+    return Path(spec.origin)
+
+
+def _folders_above(files: frozenset[str]) -> set[str]:
+    """Every folder that holds one of ``files`` (relative paths), at any depth, and ".".
+
+    Relative to the invocation directory, a file outside it climbs through "..";
+    those folders are listed too, so a walk from anywhere reaches the file."""
+    folders = {"."}
+    for name in files:
+        parent = Path(name).parent
+        while parent.as_posix() not in folders and parent != parent.parent:
+            folders.add(parent.as_posix())
+            parent = parent.parent
+    return folders
 
 
 def _relpath(path: Path, root: Path) -> str:

@@ -211,16 +211,28 @@ class _TaskBase(_Model):
 
 
 class TestTask(_TaskBase):
-    """Run pytest on ``paths`` (files, directories or node ids)."""
+    """Run pytest on ``paths`` (files, directories, node ids; none: pytest's default) with
+    ``pytest_args``, as ``pytest [pytest_args] [paths]`` typed in ``workdir`` would."""
 
     # Keeps pytest from collecting this class when a test module imports it.
     __test__ = False
 
     type: Literal["test"] = "test"
-    paths: Annotated[list[_NonEmptyStr], Field(min_length=1)]
+    paths: list[_NonEmptyStr] = Field(default_factory=list)
     keyword: str | None = None
     markers: str | None = None
     pytest_args: list[str] = Field(default_factory=list)
+
+    @field_validator("pytest_args")
+    @classmethod
+    def _check_pytest_args(cls, value: list[str]) -> list[str]:
+        from dtf.pytest_args import refused_option
+
+        refused = refused_option(value)
+        if refused is not None:
+            option, why = refused
+            raise ValueError(f"dtf cannot hand {option} to pytest: {why}")
+        return value
     workdir: str | None = None
     timeout: _PositiveFloat | None = None
     #: what stays in one batch: a module unless too long ("module"), a whole file
@@ -374,6 +386,17 @@ def load_run_spec(path: str | Path) -> RunSpec:
     return parse_run_spec(data, source)
 
 
+def with_pytest_args(spec: RunSpec, pytest_args: Sequence[str]) -> RunSpec:
+    """``spec`` with ``pytest_args`` added to every test task's own (``dtf run -f F -- ARGS``)."""
+    if not pytest_args:
+        return spec
+    data = run_spec_to_json(spec)
+    for task in data["tasks"]:
+        if task.get("type") == "test":
+            task["pytest_args"] = [*task.get("pytest_args", []), *pytest_args]
+    return parse_run_spec(data, "command line")
+
+
 def spec_from_cli(
     paths: Sequence[str],
     *,
@@ -383,6 +406,7 @@ def spec_from_cli(
     timeout: float | None = None,
     priority: int | None = None,
     workdir: str | None = None,
+    pytest_args: Sequence[str] = (),
 ) -> RunSpec:
     """Build a one-test-task run from ``dtf run`` arguments, validated like a task file."""
     if isinstance(hardware, str):
@@ -392,6 +416,7 @@ def spec_from_cli(
     task: dict[str, Any] = {
         "type": "test",
         "paths": list(paths),
+        "pytest_args": list(pytest_args),
         "keyword": keyword,
         "markers": markers,
         "workdir": workdir,

@@ -41,6 +41,9 @@ class Collection:
 
     items: list[CollectedItem]
     errors: list[TestRecord]
+    #: what pytest's own rules chose (shown to the user; batches reach the same)
+    rootdir: str | None = field(default=None, compare=False)
+    inifile: str | None = field(default=None, compare=False)
 
 
 #: Suites with fewer test files than this are collected by one child.
@@ -51,7 +54,7 @@ MAX_SHARDS = 4
 
 def collect(
     paths: Sequence[str],
-    rootdir: Path,
+    invocation_dir: Path,
     *,
     keyword: str | None = None,
     markexpr: str | None = None,
@@ -60,24 +63,28 @@ def collect(
     python: str = sys.executable,
     shards: int | None = None,
 ) -> Collection:
-    """Collect ``paths`` (relative to ``rootdir``; none means pytest's default) with -k/-m applied.
+    """Collect as ``pytest [extra_args] [paths]`` typed in ``invocation_dir`` would, -k/-m applied.
 
-    Node ids are relative to ``rootdir`` (passed to pytest as ``--rootdir``).
+    pytest's own rules decide the rootdir, ini file, conftests and node ids (none of
+    them is imposed); each item's ``path`` is its file relative to ``invocation_dir``.
+    No paths means pytest's default (``testpaths``, else the directory).
     A large suite of directories is collected by several children at once
     (``shards``; default: one per core, see :func:`shard_count`), each importing
     a share of the files; the result is the same as one child's.
     Raises CollectionFailed for usage errors (missing path, bad -k/-m, bad option),
     a broken conftest, or a timeout.
     """
-    rootdir = Path(rootdir).resolve()
+    invocation_dir = Path(invocation_dir).resolve()
     if shards is None:
-        shards = shard_count(paths, rootdir)
+        # Paths among pytest's own arguments are not known here; one child is always right.
+        shards = 1 if extra_args else shard_count(paths, invocation_dir)
+    # dtf's own options are written --opt=value: pytest takes every word that does not
+    # start with "-" for a path when it looks for the rootdir and ini file.
     base = [
         python, "-m", PYTEST_MAIN, "--collect-only", "-qq",
         "-p", "dtf.pytest_plugin",
         "-p", "no:cacheprovider",
         "--continue-on-collection-errors",
-        f"--rootdir={rootdir}",
         *rewrite_cache_args(None),
     ]  # fmt: skip
     if keyword is not None:
@@ -87,11 +94,11 @@ def collect(
     with tempfile.TemporaryDirectory(prefix="dtf-collect-") as tmp:
         outs = [Path(tmp) / f"collection-{i}.json" for i in range(max(1, shards))]
         commands = [
-            [*base, "--dtf-collect-out", str(out), *_shard_option(i, len(outs)),
+            [*base, f"--dtf-collect-out={out}", *_shard_option(i, len(outs)),
              *extra_args, *paths]
             for i, out in enumerate(outs)
         ]  # fmt: skip
-        results = _run_all(commands, rootdir, timeout)
+        results = _run_all(commands, invocation_dir, timeout)
         for (rc, stdout, stderr), out in zip(results, outs, strict=True):
             if rc not in _COLLECTED_EXIT_CODES or not out.exists():
                 raise CollectionFailed(failure_message(rc, stdout, stderr))
@@ -100,10 +107,10 @@ def collect(
 
 
 def _shard_option(index: int, count: int) -> list[str]:
-    return ["--dtf-collect-shard", f"{index}/{count}"] if count > 1 else []
+    return [f"--dtf-collect-shard={index}/{count}"] if count > 1 else []
 
 
-def shard_count(paths: Sequence[str], rootdir: Path) -> int:
+def shard_count(paths: Sequence[str], invocation_dir: Path) -> int:
     """How many children collect: one per core (at most MAX_SHARDS) for a large suite
     given as directories; one for files, node ids or a small suite.
     ``DTF_COLLECT_SHARDS=N`` sets it."""
@@ -113,7 +120,7 @@ def shard_count(paths: Sequence[str], rootdir: Path) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if (cores or 1) < 2:
         return 1
-    roots = [rootdir / p for p in paths] if paths else [rootdir]
+    roots = [invocation_dir / p for p in paths] if paths else [invocation_dir]
     if not all(root.is_dir() for root in roots):
         return 1
     files = _count_test_files(roots, limit=SHARD_MIN_FILES)
@@ -138,11 +145,13 @@ def _count_test_files(roots: list[Path], limit: int) -> int:
 
 def _merged(docs: list[dict]) -> Collection:
     """One collection from the shards' documents, in the order one child would give."""
+    found = {"rootdir": docs[0].get("rootdir"), "inifile": docs[0].get("inifile")}
     if len(docs) == 1:
         doc = docs[0]
         return Collection(
             items=[CollectedItem(**item) for item in doc["items"]],
             errors=[TestRecord.from_dict(err) for err in doc["errors"]],
+            **found,
         )
     # Every shard walked the same files in the same order.
     order = {path: i for i, path in enumerate(docs[0].get("walked", []))}
@@ -163,6 +172,7 @@ def _merged(docs: list[dict]) -> Collection:
     return Collection(
         items=[CollectedItem(**entry[3]) for entry in items],
         errors=[TestRecord.from_dict(entry[3]) for entry in errors],
+        **found,
     )
 
 

@@ -1,6 +1,8 @@
 """Run a batch of pytest node ids in child processes that may crash or hang.
 
-Each child runs pytest with ``dtf.pytest_plugin`` over the batch's files; the plugin
+Each child runs pytest as the run's collection did (the same arguments in the same
+directory, so pytest's own rules give the same rootdir, ini file, conftests and node ids),
+with ``dtf.pytest_plugin`` keeping only the batch's files and node ids; the plugin
 streams one JSON line per event to a file that this module tails. A child that crashes or
 hangs in a test is replaced by a fresh one for the ids that have not started yet.
 
@@ -172,9 +174,11 @@ class Handoff:
 
 def run_pytest_batch(
     nodeids: Sequence[str],
-    rootdir: Path,
+    invocation_dir: Path,
     *,
     test_timeout: float,
+    args: Sequence[str] | None = None,
+    files: Mapping[str, str] | None = None,
     on_record: Callable[[TestRecord], None],
     extra_args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
@@ -187,7 +191,14 @@ def run_pytest_batch(
     on_flush: Callable[[], object] | None = None,
     handoff: Handoff | None = None,
 ) -> BatchOutcome:
-    """Run ``nodeids`` (relative to ``rootdir``) and call ``on_record`` for each result.
+    """Run ``nodeids`` as ``pytest [args]`` in ``invocation_dir`` names them; call ``on_record``
+    for each result.
+
+    ``args`` are the run's pytest arguments, options and paths, exactly as its collection
+    got them (None: the batch's files, for ids relative to ``invocation_dir``).
+    ``files`` maps each id to its file relative to ``invocation_dir`` (default: the
+    id's own file part); only those files are collected. ``extra_args`` are options added
+    to every child (before ``args``).
 
     ``on_record`` is called from the calling thread as each result arrives. Every id gets at
     least one record: its pytest results, or one runner-made record (when="run") saying it
@@ -206,7 +217,9 @@ def run_pytest_batch(
     if test_timeout <= 0:
         raise ValueError(f"test_timeout must be positive, got {test_timeout}")
     batch = _BatchRun(
-        rootdir=Path(rootdir).resolve(),
+        invocation_dir=Path(invocation_dir).resolve(),
+        args=None if args is None else list(args),
+        files=dict(files or {}),
         method=_resolve_start_method(start_method, python),
         python=python,
         extra_args=extra_args,
@@ -237,10 +250,12 @@ class _Unit:
 class _BatchRun:
     """The children of one batch, and what recovery decides when one of them breaks."""
 
-    def __init__(self, *, rootdir, method, python, extra_args, env, test_timeout,
-                 poll_interval, on_record, recovery, memory_limit_mb,
+    def __init__(self, *, invocation_dir, args, files, method, python, extra_args, env,
+                 test_timeout, poll_interval, on_record, recovery, memory_limit_mb,
                  on_flush=None, handoff=None) -> None:  # fmt: skip
-        self.rootdir = rootdir
+        self.invocation_dir = invocation_dir
+        self.args = args
+        self.files = files
         self.method = method
         self.python = python
         self.extra_args = extra_args
@@ -266,6 +281,9 @@ class _BatchRun:
         self.handoff: Handoff | None = handoff
         self.handed_off: list[str] = []
 
+    def file_of(self, nodeid: str) -> str:
+        return self.files.get(nodeid) or _file_of(nodeid)
+
     def emit(self, record: TestRecord) -> None:
         self.counts[record.outcome] += 1
         self.on_record(record)
@@ -284,7 +302,7 @@ class _BatchRun:
                 self.on_flush()
 
     def run(self, nodeids: list[str], reruns: int) -> BatchOutcome:
-        pending = _drop_missing_files(nodeids, self.rootdir, self.emit)
+        pending = _drop_missing_files(nodeids, self.file_of, self.invocation_dir, self.emit)
         if self.handoff is not None and len(pending) > 1:
             pending = self._hand_off_at_start(pending)
         units = [_Unit(pending)] if pending else []
@@ -339,11 +357,15 @@ class _BatchRun:
         workdir = self.tmp / f"child-{len(self.exit_codes) + 1}"
         workdir.mkdir()
         child = _ChildRun(
-            unit.nodeids, self.rootdir, workdir, self.python, self.extra_args, self.child_env,
+            unit.nodeids, self.invocation_dir, workdir, self.python,
+            self._pytest_args(unit.nodeids), self.child_env,
+            files=None if self.args is None else self._files(unit.nodeids),
             memory_limit_mb=self.memory_limit_mb, grouped=self.grouped,
             handoff=self.handoff if unit.attempt == 1 and unit.decision is None else None,
         )  # fmt: skip
-        method = "spawn" if unit.spawn else _method_for_child(self.method, self.env, self.rootdir)
+        method = (
+            "spawn" if unit.spawn else _method_for_child(self.method, self.env, self.invocation_dir)
+        )
         memory_errors: dict[str, TestRecord] = {}
 
         def emit(record: TestRecord) -> None:
@@ -398,6 +420,14 @@ class _BatchRun:
         if result.restart:
             return [*follow, _Unit(left, attempt=unit.attempt)]
         return [*follow, *self._on_rest(left, result, unit)]
+
+    def _files(self, nodeids: list[str]) -> list[str]:
+        return list(dict.fromkeys(self.file_of(n) for n in nodeids))
+
+    def _pytest_args(self, nodeids: list[str]) -> list[str]:
+        """The options added to every child, then the run's own arguments (default: the
+        files of ``nodeids``)."""
+        return [*self.extra_args, *(self._files(nodeids) if self.args is None else self.args)]
 
     def _on_culprit(self, nodeid: str, result: _ChildResult, timeout: float) -> list[_Unit]:
         failure = self._classify(result)
@@ -608,13 +638,16 @@ def _method_for_child(method: str, env: Mapping[str, str] | None, rootdir: Path)
 
 
 def _drop_missing_files(
-    nodeids: list[str], rootdir: Path, emit: Callable[[TestRecord], None]
+    nodeids: list[str],
+    file_of: Callable[[str], str],
+    invocation_dir: Path,
+    emit: Callable[[TestRecord], None],
 ) -> list[str]:
     """Report ids whose file is missing here; pytest would refuse the whole batch for them."""
     kept = []
     for nodeid in nodeids:
-        path = _file_of(nodeid)
-        if (rootdir / path).exists():
+        path = file_of(nodeid)
+        if (invocation_dir / path).exists():
             kept.append(nodeid)
         else:
             emit(
@@ -622,7 +655,7 @@ def _drop_missing_files(
                     nodeid=nodeid,
                     outcome="error",
                     when="run",
-                    longrepr=f"file not found on this worker: {path} (in {rootdir})",
+                    longrepr=f"file not found on this worker: {path} (in {invocation_dir})",
                 )
             )
     return kept
@@ -688,15 +721,16 @@ class _ChildRun:
     def __init__(
         self,
         nodeids: list[str],
-        rootdir: Path,
+        invocation_dir: Path,
         workdir: Path,
         python: str,
-        extra_args: Sequence[str],
+        args: Sequence[str],
         env: dict[str, str],
         *,
         memory_limit_mb: float | None = None,
         grouped: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
         handoff: Handoff | None = None,
+        files: Sequence[str] | None = None,
     ) -> None:
         self.memory_limit_mb = memory_limit_mb
         self.grouped = grouped
@@ -714,25 +748,28 @@ class _ChildRun:
         self.stderr = workdir / "stderr.txt"
         self.select.write_text("".join(json.dumps(n) + "\n" for n in nodeids), encoding="utf-8")
         self.events.touch()
-        files = list(dict.fromkeys(_file_of(n) for n in nodeids))
+        only_files: list[str] = []
+        if files is not None:
+            listed = workdir / "files.jsonl"
+            listed.write_text("".join(json.dumps(f) + "\n" for f in files), encoding="utf-8")
+            only_files = [f"--dtf-files={listed}"]
         # Arguments after the plugin's "-p": the same for both start methods.
+        # dtf's own options are written --opt=value: pytest takes every word that does
+        # not start with "-" for a path when it looks for the rootdir and ini file.
         self.pytest_args = [
-            "--dtf-select",
-            str(self.select),
-            "--dtf-events",
-            str(self.events),
+            f"--dtf-select={self.select}",
+            f"--dtf-events={self.events}",
             "-p",
             "no:cacheprovider",
             "-q",
-            f"--rootdir={rootdir}",
             "--continue-on-collection-errors",
-            *(["--dtf-handoff", str(self.handoff_file)] if handoff is not None else []),
+            *([f"--dtf-handoff={self.handoff_file}"] if handoff is not None else []),
             *rewrite_cache_args(env),
-            *extra_args,
-            *files,
+            *only_files,
+            *args,
         ]
         self.cmd = [python, "-m", PYTEST_MAIN, "-p", "dtf.pytest_plugin", *self.pytest_args]
-        self.rootdir = rootdir
+        self.invocation_dir = invocation_dir
         self.env = env
         self.result = _ChildResult(exit_code=0, restart=False, stderr_path=self.stderr)
         self.in_flight: str | None = None
@@ -771,7 +808,7 @@ class _ChildRun:
                 return warm.fork_pytest(
                     self.pytest_args,
                     plugins=[dtf.pytest_plugin],
-                    rootdir=self.rootdir,
+                    rootdir=self.invocation_dir,
                     env=self.env,
                     stdout=self.stdout,
                     stderr=self.stderr,
@@ -783,7 +820,7 @@ class _ChildRun:
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             return subprocess.Popen(
                 self.cmd,
-                cwd=self.rootdir,
+                cwd=self.invocation_dir,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -39,7 +39,7 @@ def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
 def rewrite_cache_args(env: Mapping[str, str] | None) -> list[str]:
     """The pytest option that gives a child with environment ``env`` the cache."""
     folder = cache_dir(env)
-    return ["--dtf-rewrite-cache", str(folder)] if folder is not None else []
+    return [f"--dtf-rewrite-cache={folder}"] if folder is not None else []
 
 
 def install(folder: Path, config) -> bool:

@@ -87,9 +87,14 @@ def collect_run(spec: RunSpec, *, cwd: Path, cache_dir: Path) -> Plan:
     plan = Plan(spec=spec, tasks=tasks)
     runs_more = any(isinstance(t.spec, (CommandTask, BenchmarkTask)) for t in plan.tasks)
     if not runs_more and plan.test_count == 0:
-        paths = ", ".join(p for t in plan.tasks for p in t.spec.paths)
+        paths = ", ".join(p for t in plan.tasks for p in t.spec.paths) or _default_paths(plan)
         raise BadInput(f"no tests collected from {paths}; check the paths, -k and -m")
     return plan
+
+
+def _default_paths(plan: Plan) -> str:
+    dirs = ", ".join(dict.fromkeys(str(t.workdir) for t in plan.tasks))
+    return f"pytest's default paths in {dirs} (testpaths, else the directory)"
 
 
 #: (suite, hardware kind) -> what is known of its tests' durations

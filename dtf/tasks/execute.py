@@ -118,7 +118,10 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
         list(work.items),
         root,
         test_timeout=work.test_timeout,
-        extra_args=work.pytest_args + plugin_hooks.pytest_args(work.batch_id, work),
+        # The collection's own arguments: pytest then finds the same rootdir and node ids.
+        args=[*work.pytest_args, *work.paths],
+        files=work.files,
+        extra_args=plugin_hooks.pytest_args(work.batch_id, work),
         on_record=writer.add,
         on_flush=writer.flush,
         recovery=engine.TestRecovery(db_url, work, worker),

@@ -34,6 +34,10 @@ class BatchWork:
     test_timeout: float
     pytest_args: list[str]
     items: dict[str, int]  # nodeid -> item id, in run order, only items without a result
+    #: the task's paths as pytest got them at collection (after ``pytest_args``)
+    paths: list[str] = field(default_factory=list)
+    #: nodeid -> its file relative to ``workdir`` (where pytest was invoked)
+    files: dict[str, str] = field(default_factory=dict)
     batch_id: str = ""
     queue: str = ""
     hardware: str | None = None
@@ -105,7 +109,7 @@ def _work(session, batch: Batch, attempt_id: int, interrupted: list[str]) -> Bat
     task = session.get(RunTask, batch.task_id)
     run = session.get(Run, batch.run_id)
     pending = session.execute(
-        select(TestItem.nodeid, TestItem.id, TestItem.requirements)
+        select(TestItem.nodeid, TestItem.id, TestItem.requirements, TestItem.path)
         .filter_by(batch_id=batch.id, outcome=None)
         .order_by(TestItem.id)
     ).all()
@@ -117,7 +121,9 @@ def _work(session, batch: Batch, attempt_id: int, interrupted: list[str]) -> Bat
         bundle=run.bundle,
         test_timeout=batch.test_timeout or task.timeout,
         pytest_args=list(task.spec.get("pytest_args") or []),
-        items={nodeid: item_id for nodeid, item_id, _ in pending},
+        items={nodeid: item_id for nodeid, item_id, _, _ in pending},
+        paths=list(task.spec.get("paths") or []),
+        files={nodeid: path for nodeid, _, _, path in pending if path},
         batch_id=batch.id,
         queue=batch.queue,
         hardware=batch.hardware,
@@ -127,7 +133,7 @@ def _work(session, batch: Batch, attempt_id: int, interrupted: list[str]) -> Bat
         run_budget=int((run.spec or {}).get("retry_budget", 50)),
         reruns=int(task.spec.get("reruns") or 0),
         memory_limit_mb=task.spec.get("memory_limit_mb"),
-        hardware_kinds=_common_kinds([r or {} for _, _, r in pending]),
+        hardware_kinds=_common_kinds([r or {} for _, _, r, _ in pending]),
         interrupted=interrupted,
         estimated_s=batch.estimated_s,
     )

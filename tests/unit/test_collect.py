@@ -181,11 +181,18 @@ def test_timeout_fails(tmp_path: Path) -> None:
         collect([], root, timeout=0.5)
 
 
-def test_node_ids_are_relative_to_the_given_rootdir(tmp_path: Path) -> None:
-    # An ini file above rootdir would otherwise make pytest root the ids there.
+def test_node_ids_are_relative_to_the_rootdir_pytest_finds_above_the_directory(
+    tmp_path: Path,
+) -> None:
+    # pytest.ini one level up makes that folder the rootdir, as it does for plain pytest;
+    # each item's path stays relative to the directory the collection ran in.
     write_suite(tmp_path, {"sub/test_a.py": "def test_a():\n    pass\n"})
     collection = collect([], tmp_path / "sub")
-    assert collection.items == [CollectedItem("test_a.py::test_a", "test_a.py", {})]
+    assert collection.items == [CollectedItem("sub/test_a.py::test_a", "test_a.py", {})]
+    assert (collection.rootdir, collection.inifile) == (
+        str(tmp_path),
+        str(tmp_path / "pytest.ini"),
+    )
 
 
 @pytest.mark.parametrize("shards", [2, 3])

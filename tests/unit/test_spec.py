@@ -245,14 +245,21 @@ def test_benchmark_effective_timeout_uses_timeout_seconds() -> None:
             id="wrong-command-type",
         ),
         pytest.param(
-            {"tasks": [{"type": "test"}]},
-            "run.json: tasks[0]: missing required field 'paths'",
-            id="missing-paths",
+            {"tasks": [_task(paths=[""])]},
+            "run.json: tasks[0].paths[0]: must not be empty",
+            id="empty-path",
         ),
         pytest.param(
-            {"tasks": [_task(paths=[])]},
-            "run.json: tasks[0].paths: must not be empty",
-            id="empty-paths",
+            {"tasks": [_task(pytest_args=["-v", "--pdb"])]},
+            "run.json: tasks[0].pytest_args: dtf cannot hand --pdb to pytest: a debugger needs "
+            "the terminal, and dtf's tests run in worker processes; run pytest",
+            id="pytest-args-pdb",
+        ),
+        pytest.param(
+            {"tasks": [_task(pytest_args=["-n4"])]},
+            "run.json: tasks[0].pytest_args: dtf cannot hand -n to pytest: dtf spreads the "
+            "tests over its workers itself; leave xdist's options out",
+            id="pytest-args-xdist",
         ),
         pytest.param(
             {"tasks": [{"type": "command", "command": "  "}]},
@@ -580,7 +587,12 @@ def test_spec_from_cli_treats_no_hardware_as_the_default() -> None:
             {"paths": ["tests"], "hardware": "gpu"},
             f"command line: requirements.hardware: unknown hardware 'gpu' ({KNOWN})",
         ),
-        ({"paths": []}, "command line: paths: must not be empty"),
+        ({"paths": [""]}, "command line: paths[0]: must not be empty"),
+        (
+            {"paths": [], "pytest_args": ["--pdb"]},
+            "command line: pytest_args: dtf cannot hand --pdb to pytest: a debugger needs the "
+            "terminal, and dtf's tests run in worker processes; run pytest",
+        ),
         ({"paths": ["tests"], "timeout": -1}, "command line: timeout: must be > 0, got -1"),
         ({"paths": ["tests"], "priority": 11}, "command line: priority: must be <= 9, got 11"),
     ],
@@ -597,7 +609,7 @@ def test_spec_from_cli_is_validated_like_a_file(kwargs: dict[str, object], messa
 
 @pytest.mark.parametrize(
     "data",
-    [LEGACY_BENCHMARK, MIXED_RUN, _task(timeout=2.5, pytest_args=["-x"], workdir="sub")],
+    [LEGACY_BENCHMARK, MIXED_RUN, _task(timeout=2.5, pytest_args=["-v"], workdir="sub")],
     ids=["legacy-benchmark", "mixed-run", "test-task"],
 )
 def test_run_spec_to_json_round_trips(data: object) -> None:
@@ -608,3 +620,30 @@ def test_run_spec_to_json_round_trips(data: object) -> None:
     assert json.loads(json.dumps(stored, allow_nan=False)) == stored
     assert parse_run_spec(stored) == spec
     assert [task["type"] for task in stored["tasks"]] == [task.type for task in spec.tasks]
+
+
+def test_a_test_task_without_paths_runs_what_pytest_runs_without_any() -> None:
+    (task,) = parse_run_spec({"tasks": [{"type": "test"}]}).tasks
+    assert task.paths == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-xvs"], ["--maxfail=2"], ["--junitxml=out.xml"], ["--lf"], ["--dist", "load"]],
+)
+def test_pytest_options_that_cannot_work_distributed_are_refused(args: list[str]) -> None:
+    assert "dtf cannot hand" in _error({"tasks": [_task(pytest_args=args)]})
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-p", "no:randomly", "-o", "xfail_strict=true", "-W", "error"],
+        ["--import-mode=importlib", "--rootdir", "..", "-c", "setup.cfg", "--pyargs"],
+        ["-k", "not slow", "-m", "not gpu", "-rA", "-vs"],
+        ["--", "-x"],  # after "--", pytest reads a path named -x
+    ],
+)
+def test_pytest_options_are_handed_through(args: list[str]) -> None:
+    (task,) = parse_run_spec({"tasks": [_task(pytest_args=args)]}).tasks
+    assert task.pytest_args == args

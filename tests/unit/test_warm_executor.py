@@ -206,7 +206,9 @@ def test_forked_child_that_crashes_is_reported_and_the_rest_runs(tmp_path: Path)
         ("test_before", "passed"),
         ("test_exit", "crashed"),
         ("test_between", "passed"),
-        ("test_killed", "crashed"),
+        # A SIGKILL dtf did not send reads as an outside kill (OOM killer, operator):
+        # retried, then an infrastructure error, never the test's fault.
+        ("test_killed", "infra_error"),
         ("test_after", "passed"),
     ]
     assert "exited with code 5" in records[1].longrepr
