@@ -273,6 +273,7 @@ def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
     from dtf.scheduling.planner import collect_run
     from dtf.submission import (
         check_broker,
+        check_bundle_holds,
         route_when_possible,
         send_run,
         store_plan,
@@ -291,6 +292,7 @@ def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
     if spec.code == "bundle":
         from dtf.bundles import pack, store
 
+        check_bundle_holds(plan, Path.cwd())
         packed = pack(Path.cwd())
         store(settings.database_url, packed)
         bundle = packed.sha256

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -225,6 +226,19 @@ def _no_result_subscriptions() -> None:
     except ImportError:  # a Celery without it: subscriptions stay, nothing else changes
         return
     _set_task_join_will_block(True)
+
+
+def check_bundle_holds(plan: Plan, root: Path) -> None:
+    """Refuse a bundled run whose tests lie outside ``root``, the directory packed."""
+    root = root.resolve()
+    for task in plan.tasks:
+        for item in task.items:
+            path = (task.workdir / item.path).resolve()
+            if root != path and root not in path.parents:
+                raise BadInput(
+                    f"--code bundle packs {root}, and {path} is outside it: run dtf from a "
+                    "directory that holds the tests, or use --code path"
+                )
 
 
 def _task_workdir(task_dir, root: str, bundle: str | None, position: int) -> str:
