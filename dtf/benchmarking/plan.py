@@ -15,6 +15,8 @@ from dtf.spec import BenchmarkConfig, BenchmarkTask
 
 #: Keys older task files put in a benchmark's config that dtf still reads.
 LEGACY_KEYS = ("input_shape",)
+#: The ``config.options`` each built-in runtime reads (dtf/benchmarking/runtimes.py).
+BUILTIN_OPTIONS: dict[str, tuple[str, ...]] = {"pytorch": ("threads",), "onnxruntime": ("threads",)}
 
 
 @dataclass
@@ -49,6 +51,14 @@ def check_benchmark(position: int, task: BenchmarkTask) -> None:
         why = unsupported(config.runtime, kind, config.precision)
         if why:
             raise BadInput(f"{where}: {why}")
+    if config.runtime in BUILTIN_OPTIONS:
+        known = BUILTIN_OPTIONS[config.runtime]
+        for key in config.options:
+            if key not in known:
+                raise BadInput(
+                    f"{where}.options: runtime {config.runtime!r} does not read {key!r} "
+                    f"(it reads: {', '.join(known)}; a callable runtime gets every option)"
+                )
 
 
 def plan_jobs(task: BenchmarkTask) -> list[PlannedJob]:

@@ -102,7 +102,15 @@ def run_submitted(db_url: str, run_id: str) -> None:
 
 @never_raises
 def run_finished(db_url: str, summary) -> None:
-    """``dtf_run_finished`` with the run and its summary (the CLI saw it finish)."""
+    """``dtf_run_finished`` with the run and its summary (the CLI saw it finish).
+
+    The run's task-file ``plugins`` are loaded first: ``dtf wait RUN`` is not given
+    the task file, and a plugin ``dtf run`` already loaded is not loaded twice."""
+    with session_scope(db_url) as session:
+        stored = session.get(Run, summary.run_id)
+        plugins = list((stored.spec or {}).get("plugins") or []) if stored is not None else []
+    if plugins:
+        load_plugins(plugins, source="task file")
     if not implemented("dtf_run_finished"):
         return
     from dtf.summary import failures

@@ -26,7 +26,15 @@ from dtf.scheduling.batching import (
 from dtf.scheduling.collect_cache import cached_collect
 from dtf.scheduling.durations import DurationHistory
 from dtf.scheduling.routing import LiveWorker, Unroutable, choose_queue, choose_route
-from dtf.spec import BenchmarkTask, CommandTask, RunSpec, SpecError, TestTask, parse_requirements
+from dtf.spec import (
+    BenchmarkTask,
+    CommandTask,
+    RetryPolicy,
+    RunSpec,
+    SpecError,
+    TestTask,
+    parse_requirements,
+)
 
 
 @dataclass
@@ -81,6 +89,7 @@ class Plan:
 def collect_run(spec: RunSpec, *, cwd: Path, cache_dir: Path) -> Plan:
     """Collect every test task once (or reuse the cached collection); nothing is routed yet."""
     for position, task in enumerate(spec.tasks):
+        refuse_unused_fields(position, task)
         if isinstance(task, BenchmarkTask):
             check_benchmark(position, task)
     tasks = [_collect_task(i, t, cwd, cache_dir) for i, t in enumerate(spec.tasks)]
@@ -164,8 +173,37 @@ def _collect_task(
     return plan
 
 
+def refuse_unused_fields(position: int, task: TestTask | CommandTask | BenchmarkTask) -> None:
+    """Refuse, in one line, a field set to something this type of task would ignore
+    (docs/task-file.md). Judged by value, not by presence: a spec that went through
+    JSON holds every default."""
+    requirements = task.requirements
+    unused: list[tuple[str, bool, str]] = []
+    if isinstance(task, CommandTask):
+        unused += [
+            ("retry_policy", task.retry_policy != RetryPolicy(),
+             "a command task is not retried (retry_policy is for test tasks)"),
+            ("requirements.exclusive", requirements.exclusive,
+             "a command task does not run alone on its worker (tests and benchmarks can)"),
+        ]  # fmt: skip
+    if isinstance(task, (CommandTask, BenchmarkTask)):
+        what = f"a {task.type} task"
+        model = " (a benchmark's model is config.model)" if isinstance(task, BenchmarkTask) else ""
+        unused += [
+            ("requirements.model", requirements.model is not None,
+             f"{what} is not batched by model{model}"),
+            ("requirements.testrail", requirements.testrail is not None,
+             f"{what} has no test results to report to TestRail"),
+        ]  # fmt: skip
+    for field_name, is_set, why in unused:
+        if is_set:
+            raise BadInput(f"tasks[{position}].{field_name}: {why}; remove it")
+
+
 def _with_requirements(task_requirements: dict[str, Any], item: CollectedItem) -> PlannedItem:
-    requirements = dict(task_requirements)
+    # The task's own timeout is TaskPlan.timeout (its ``timeout`` beats requirements.timeout);
+    # only a marker's timeout overrides it for one test.
+    requirements = {key: value for key, value in task_requirements.items() if key != "timeout"}
     if item.requirements:
         try:
             marker = parse_requirements(item.requirements, f"{item.nodeid}: @pytest.mark.dtf")
