@@ -25,6 +25,7 @@ from dtf.errors import (
     exit_now,
     system_exit_code,
 )
+from dtf.labels import label_callback, with_labels
 from dtf.plugins.cli import plugins_command
 from dtf.worker_status import workers
 
@@ -82,6 +83,7 @@ def _spec_from_options(selection: dict):
     if batching:
         tasks = [t.model_copy(update=batching) if t.type == "test" else t for t in spec.tasks]
         spec = spec.model_copy(update={"tasks": tasks})
+    spec = with_labels(spec, selection["labels"])
     return spec.model_copy(update={"code": code}) if code else spec
 
 
@@ -143,6 +145,14 @@ selection_options = [
         type=click.Choice(["path", "bundle"]),
         help="Where workers find the code: the same path (default) or a bundle of this directory.",
     ),
+    click.option(
+        "--label",
+        "labels",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=label_callback,
+        help="A label stored with the run (repeatable; wins over the task file's).",
+    ),
 ]
 
 
@@ -157,7 +167,7 @@ wait_for_workers_option = click.option(
 
 SELECTION_KEYS = (
     "paths", "task_file", "keyword", "markers", "hardware", "timeout", "priority", "grouping",
-    "batches", "max_batch_seconds", "code",
+    "batches", "max_batch_seconds", "code", "labels",
 )  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -88,10 +89,12 @@ def test_a_path_outside_the_directory_runs_as_pytest_runs_it(project, env, tmp_p
 
 def test_no_paths_and_pytest_arguments_after_a_double_dash(project, env, tmp_path):
     proc = run_dtf(
-        "run", "--workers", "1", "--junit-xml", "dtf.xml", "--", "-m", "not slow",
-        "-o", "xfail_strict=true", env=env, cwd=project,
+        "run", "--workers", "1", "--junit-xml", "dtf.xml", "--label", "branch=dev", "--",
+        "-m", "not slow", "-o", "xfail_strict=true", env=env, cwd=project,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    status = json.loads(run_dtf("status", "--json", env=env, cwd=project).stdout)
+    assert status["labels"] == {"branch": "dev"}
     expected = pytest_junit(["-m", "not slow"], project, tmp_path / "plain.xml")
     assert junit_cases(project / "dtf.xml") == expected
     assert ("tests.test_a", "test_slow") not in expected
