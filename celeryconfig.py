@@ -6,7 +6,7 @@ dtf loads it as the module named by ``DTF_CELERY_CONFIG`` (default
 are the reliability settings every deployment should keep.
 """
 
-from dtf.config import CONTROL_QUEUE, VISIBILITY_TIMEOUT_S, load_settings
+from dtf.config import CONTROL_QUEUE, QUEUE_MAX_PRIORITY, VISIBILITY_TIMEOUT_S, load_settings
 
 _settings = load_settings()
 
@@ -41,6 +41,9 @@ task_time_limit = VISIBILITY_TIMEOUT_S - 900
 # consumes; batches go to the queue of the hardware they need.
 task_default_queue = CONTROL_QUEUE
 task_create_missing_queues = True
+# Run priority (0..9, 9 most urgent): RabbitMQ serves it only from queues declared
+# with x-max-priority; Redis gets one list per level from broker_transport_options.
+task_queue_max_priority = QUEUE_MAX_PRIORITY
 result_chord_retry_interval = 0.2
 result_expires = 7 * 24 * 3600
 result_extended = True

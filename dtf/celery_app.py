@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from importlib.metadata import entry_points
 
 from celery import Celery, signals
 from kombu import Queue
 
 from dtf import embedded_broker
-from dtf.config import CONTROL_QUEUE, worker_queue
+from dtf.config import CONTROL_QUEUE, QUEUE_MAX_PRIORITY, worker_queue
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,38 @@ def create_app() -> Celery:
 
 
 app = create_app()
+
+
+class QueueMismatch(Exception):
+    """RabbitMQ holds a queue dtf uses, declared with other arguments than dtf's."""
+
+
+def check_queues(app: Celery, names: Iterable[str]) -> None:
+    """Declare the queues ``names`` on RabbitMQ as this app does; raise QueueMismatch
+    (one line naming the queue and the fix) for one that exists declared otherwise,
+    e.g. without ``x-max-priority`` by a dtf before run priorities. RabbitMQ refuses
+    to redeclare a queue with other arguments. Other brokers: nothing to check."""
+    from amqp.exceptions import PreconditionFailed
+
+    with app.connection_for_write() as connection:
+        if connection.transport.driver_type != "amqp":
+            return
+        try:
+            connection.connect()
+        except connection.connection_errors:
+            return  # not reachable now: a worker's start retries, and says so
+        for name in names:
+            try:
+                with connection.channel() as channel:
+                    app.amqp.queues[name].bind(channel).declare()
+            except PreconditionFailed as exc:
+                raise QueueMismatch(
+                    f"RabbitMQ queue {name!r} was declared with other arguments than dtf's "
+                    f"(x-max-priority={QUEUE_MAX_PRIORITY}, for run priority): "
+                    f"delete it once it is empty "
+                    f"(rabbitmqctl delete_queue -p {connection.virtual_host} {name}) "
+                    "and dtf declares it again"
+                ) from exc
 
 
 @signals.celeryd_init.connect

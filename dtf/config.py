@@ -28,6 +28,24 @@ def worker_queue(hostname: str) -> str:
     return WORKER_QUEUE_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "-", hostname)
 
 
+#: dtf's run priorities are 0..9, 9 most urgent (see dtf/spec.py).
+MAX_PRIORITY = 9
+#: RabbitMQ queues are declared with ``x-max-priority`` = this (Celery's
+#: ``task_queue_max_priority``): above every dtf priority.
+QUEUE_MAX_PRIORITY = 10
+#: Broker URL schemes served by kombu's Redis transport.
+REDIS_SCHEMES = ("redis", "rediss", "sentinel")
+
+
+def message_priority(priority: int, broker_url: str | None) -> int:
+    """The message priority that has the broker at ``broker_url`` serve dtf's ``priority``
+    (9 most urgent) first: RabbitMQ and the embedded broker serve the highest number
+    first, kombu's Redis transport the lowest, so there 9 becomes 0."""
+    if (broker_url or "").partition("://")[0] in REDIS_SCHEMES:
+        return MAX_PRIORITY - priority
+    return priority
+
+
 #: Longer than the longest batch may run: a message a worker took but never
 #: acknowledged is handed out again only after this long (Redis, SQS).
 VISIBILITY_TIMEOUT_S = 12 * 3600
@@ -85,6 +103,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_backend = f"file://{home / 'results'}"
     else:
         transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+        if broker_url.partition("://")[0] in REDIS_SCHEMES:
+            # One Redis list per priority level (the default is 4 levels, 0 3 6 9);
+            # a worker pops the lowest level first (see message_priority).
+            transport_options["priority_steps"] = list(range(MAX_PRIORITY + 1))
         if broker_url.startswith(("redis://", "rediss://")):
             default_backend = broker_url
         else:

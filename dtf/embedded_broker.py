@@ -5,13 +5,18 @@ take it while it is still empty and fail to decode it (which stops a Celery
 worker). Here a message is written under a name no consumer matches, then
 renamed into place: a rename is atomic, so a message is seen whole or not at
 all. ``register()`` makes ``filesystem://`` use this transport.
+
+kombu's consumer takes a queue's files in the order of their names, which start
+with the time they were written. Here a name starts with the message's priority
+(``0`` for 9, the most urgent, to ``9`` for 0) before the time, so the most urgent
+message is taken first, and among equals the oldest.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from time import monotonic
+from time import monotonic_ns
 
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
@@ -20,7 +25,8 @@ from kombu.utils.json import dumps
 
 class Channel(filesystem.Channel):
     def _put(self, queue, payload, **kwargs):
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        rank = self.max_priority - self._get_message_priority(payload)
+        name = f"{rank}_{monotonic_ns():020d}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # A leading dot: the consumer's "<anything>.<queue>.msg" match never sees it.
         staging = os.path.join(self.data_folder_out, f".{name}.tmp")

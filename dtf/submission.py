@@ -194,16 +194,19 @@ def send_run(
     db_url: str, run_id: str, headers: list[HeaderTask], control_queue: str = CONTROL_QUEUE
 ) -> None:
     """Send the run's chord; a run with nothing to send is finished at once."""
+    from dtf.celery_app import QueueMismatch, app, check_queues
+
     _no_result_subscriptions()
     try:
         if headers:
+            check_queues(app, sorted({h.queue for h in headers} | {control_queue}))
             run_canvas(run_id, headers, control_queue).apply_async()
             run_sent(db_url, run_id, headers, sent=True)
             return
         from dtf.tasks.finalize import finalize_run
 
         finalize_run([], run_id)  # only collection errors: nothing to execute
-    except KombuOperationalError as exc:
+    except (KombuOperationalError, QueueMismatch) as exc:
         with session_scope(db_url) as session:
             run = session.get(Run, run_id)
             run.status = "error"

@@ -8,7 +8,8 @@ The flow of one ``celery -A dtf worker`` start:
    detected once; without ``-Q`` the worker consumes the detected queues (plus
    ``DTF_FORCE_QUEUES``), ``dtf.control`` and its own queue; with ``-Q`` a
    hardware queue this machine lacks makes the worker refuse to start (one line
-   on stderr, exit 2). See ``workers/queues.py``.
+   on stderr, exit 2). See ``workers/queues.py``. So does a RabbitMQ queue
+   declared without dtf's ``x-max-priority`` (``dtf.celery_app.check_queues``).
 3. Consumer start: ``QueueHealth`` checks each queue before consuming it, then
    every ``DTF_HEALTH_INTERVAL`` seconds (``workers/health.py``).
 4. ``worker_ready``: the registry row is written and the heartbeat starts
@@ -28,6 +29,7 @@ from pathlib import Path
 from celery import Celery, signals
 from celery.worker import state as worker_state
 
+from dtf.celery_app import QueueMismatch, check_queues
 from dtf.config import CONTROL_QUEUE, load_settings, worker_queue
 from dtf.inventory import CpuInfo, Inventory
 from workers.broker_watch import BrokerReconnects
@@ -82,6 +84,11 @@ def choose_queues(sender: str, instance, **kwargs) -> None:
         except QueueRefused as exc:
             print(f"dtf worker: {exc}", file=sys.__stderr__, flush=True)
             raise SystemExit(2) from None
+    try:
+        check_queues(instance.app, queues.consume_from)
+    except QueueMismatch as exc:
+        print(f"dtf worker: {exc}", file=sys.__stderr__, flush=True)
+        raise SystemExit(2) from None
 
     registry = Registry(
         load_settings().database_url,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from celery import chord
 from celery.canvas import Signature
 
-from dtf.config import CONTROL_QUEUE, VISIBILITY_TIMEOUT_S
+from dtf.config import CONTROL_QUEUE, VISIBILITY_TIMEOUT_S, message_priority
 
 #: A batch's hard time limit stays under the broker's visibility timeout, so
 #: a hung batch is killed before its message would be handed out twice.
@@ -24,6 +24,7 @@ class HeaderTask:
     kind: str  # "batch" | "command" | "benchmark" (key: the job id)
     key: str  # the batch id, or the run task id of a command
     queue: str
+    #: dtf's 0..9, 9 most urgent (the message carries message_priority of it)
     priority: int
     time_limit: float
     #: the batch runs alone on its worker (see dtf/executor/exclusive.py)
@@ -39,7 +40,7 @@ def header_signature(entry: HeaderTask, run_id: str = "", label: str = "") -> Si
     hard = min(entry.time_limit + BATCH_OVERHEAD_S, MAX_BATCH_TIME_LIMIT)
     options = {
         "queue": entry.queue,
-        "priority": entry.priority,
+        "priority": message_priority(entry.priority, execute_batch.app.conf.broker_url),
         "time_limit": hard,
         "soft_time_limit": hard - 30,
         "argsrepr": shown_args(entry, run_id, label),

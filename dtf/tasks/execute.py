@@ -71,6 +71,7 @@ def _dispatch_options(request) -> dict:
         "parent_id": request.parent_id,
         "time_limit": (request.timelimit or (None, None))[0],
         "soft_time_limit": (request.timelimit or (None, None))[1],
+        "priority": (request.delivery_info or {}).get("priority"),
     }
 
 

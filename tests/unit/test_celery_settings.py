@@ -28,3 +28,9 @@ def test_control_tasks_go_to_the_control_queue():
     assert app.conf.task_default_queue == CONTROL_QUEUE
     app.loader.import_default_modules()  # what a worker does at start
     assert {"dtf.execute_batch", "dtf.execute_command", "dtf.finalize_run"} <= set(app.tasks)
+
+
+def test_every_queue_is_declared_with_a_priority_level_for_each_run_priority():
+    # RabbitMQ serves priority only from queues declared with x-max-priority.
+    for name in (CONTROL_QUEUE, "cpu", "cuda", "dtf.worker.w1-host"):
+        assert app.amqp.queues[name].queue_arguments == {"x-max-priority": 10}

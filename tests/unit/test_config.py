@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from dtf.config import load_settings, redact
+from dtf.config import load_settings, message_priority, redact
 
 
 def test_nothing_configured_is_the_embedded_default(tmp_path):
@@ -46,3 +46,16 @@ def test_a_postgresql_url_without_a_driver_uses_the_psycopg2_dtf_installs():
         assert settings.database_url == "postgresql+psycopg2://u@db:5432/dtf"
     named = load_settings({"DTF_DATABASE_URL": "postgresql+psycopg2://u@db/dtf"})
     assert named.database_url == "postgresql+psycopg2://u@db/dtf"
+
+
+def test_priority_9_is_served_first_on_every_broker():
+    # kombu's Redis transport pops the lowest priority first, one list per level.
+    for url in ("redis://r/0", "rediss://r/0", "sentinel://s:26379"):
+        assert [message_priority(p, url) for p in (9, 5, 0)] == [0, 4, 9]
+        steps = load_settings({"DTF_BROKER_URL": url}).broker_transport_options
+        assert steps["priority_steps"] == list(range(10))
+    # RabbitMQ and the embedded broker serve the highest first.
+    for url in ("amqp://guest@mq//", "filesystem://"):
+        assert [message_priority(p, url) for p in (9, 5, 0)] == [9, 5, 0]
+    amqp = load_settings({"DTF_BROKER_URL": "amqp://mq//"})
+    assert "priority_steps" not in amqp.broker_transport_options

@@ -35,3 +35,24 @@ def test_a_message_being_written_is_not_taken(tmp_path):
         queue = connection.SimpleQueue("cpu")
         assert queue.qsize() == 0
         queue.close()
+
+
+def test_the_most_urgent_message_is_taken_first_then_the_oldest(tmp_path):
+    register()
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+    }
+    with Connection("filesystem://", transport_options=options) as connection:
+        # A queue name of its own: kombu remembers what this process declared.
+        queue = connection.SimpleQueue("urgent")
+        for name, priority in (("low", 0), ("first 9", 9), ("middle", 5), ("second 9", 9)):
+            queue.put({"name": name}, priority=priority)
+        taken = []
+        for _ in range(4):
+            message = queue.get(timeout=1)
+            message.ack()
+            taken.append(message.payload["name"])
+        queue.close()
+    assert taken == ["first 9", "second 9", "middle", "low"]
