@@ -128,7 +128,7 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
         recovery=engine.TestRecovery(db_url, work, worker),
         memory_limit_mb=work.memory_limit_mb,
         reruns=work.reruns,
-        handoff=None if exclusive else _handoff(db_url, work),
+        handoff=None if exclusive else _handoff(db_url, work, _message_priority(task)),
         start_method=_start_method(work),
     )
     writer.close(DB_OUTAGE_PATIENCE_S)
@@ -175,14 +175,21 @@ def _start_method(work: store.BatchWork) -> str | None:
     return "spawn" if (work.estimated_s or 0.0) > FORK_MAX_BATCH_S else None
 
 
-def _handoff(db_url: str, work: store.BatchWork):
+def _message_priority(task) -> int | None:
+    """The priority the batch's message came with, in the broker's numbers."""
+    return (task.request.delivery_info or {}).get("priority")
+
+
+def _handoff(db_url: str, work: store.BatchWork, priority: int | None):
     """What lets this batch give its tail to an idle slot (None if it cannot be set up)."""
     from dtf.tasks.handoff import BatchHandoff, estimates_of, slots_of
 
     if os.environ.get("DTF_HANDOFF") == "0":
         return None
     try:
-        return BatchHandoff(db_url, work, estimates_of(db_url, work), slots_of(db_url, work.queue))
+        return BatchHandoff(
+            db_url, work, estimates_of(db_url, work), slots_of(db_url, work.queue), priority
+        )
     except Exception:
         logger.exception("batch %s: runs without handing off its tail", work.batch_id)
         return None
@@ -263,8 +270,7 @@ def _execute_plan(task, db_url: str, work, worker: str, plan, failure_class: str
 
 
 def _half(task, batch_id: str, queue: str, time_limit: float):
-    priority = (task.request.delivery_info or {}).get("priority")
-    return batch_signature(batch_id, queue, time_limit, priority=priority)
+    return batch_signature(batch_id, queue, time_limit, priority=_message_priority(task))
 
 
 def _live(db_url: str) -> list:

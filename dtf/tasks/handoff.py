@@ -44,9 +44,17 @@ class BatchHandoff(Handoff):
     """Hands a batch's tail to another slot of its queue when one is idle."""
 
     def __init__(
-        self, db_url: str, work: store.BatchWork, estimates: dict[str, float], slots: int
+        self,
+        db_url: str,
+        work: store.BatchWork,
+        estimates: dict[str, float],
+        slots: int,
+        priority: int | None = None,
     ) -> None:
+        """``priority``: the message priority this batch came with (the broker's number),
+        which the handed-off tail is sent with too."""
         self.db_url = db_url
+        self.priority = priority
         self.work = work
         self.estimates = estimates
         self.slots = slots
@@ -119,7 +127,9 @@ class BatchHandoff(Handoff):
         try:
             queue = self.work.queue
             shown = f"batch={batch_id} queue={queue} (handed off)"
-            batch_signature(batch_id, queue, time_limit, argsrepr=shown).apply_async()
+            batch_signature(
+                batch_id, queue, time_limit, argsrepr=shown, priority=self.priority
+            ).apply_async()
         except Exception:
             store.take_back(self.db_url, self.work.batch_id, batch_id)
             raise
