@@ -178,7 +178,7 @@ def store_plan(
                         "batch",
                         batch.id,
                         planned.queue,
-                        tp.priority,
+                        tp.priority if planned.priority is None else planned.priority,
                         planned.timeout * len(planned.items),
                         exclusive=planned.exclusive,
                         tests=len(planned.items),

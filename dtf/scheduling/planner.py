@@ -55,6 +55,8 @@ class PlannedBatch:
     estimated_s: float = 0.0
     #: a test that runs alone on its worker
     exclusive: bool = False
+    #: 0..9 (a marker's, else the task's); None: the task's
+    priority: int | None = None
 
 
 @dataclass
@@ -200,10 +202,15 @@ def refuse_unused_fields(position: int, task: TestTask | CommandTask | Benchmark
             raise BadInput(f"tasks[{position}].{field_name}: {why}; remove it")
 
 
+_TASK_LEVEL = ("timeout", "priority")
+
+
 def _with_requirements(task_requirements: dict[str, Any], item: CollectedItem) -> PlannedItem:
-    # The task's own timeout is TaskPlan.timeout (its ``timeout`` beats requirements.timeout);
-    # only a marker's timeout overrides it for one test.
-    requirements = {key: value for key, value in task_requirements.items() if key != "timeout"}
+    # The task's own timeout and priority are TaskPlan's (its ``timeout`` and ``priority``
+    # beat requirements'); only a marker's override them for one test.
+    requirements = {
+        key: value for key, value in task_requirements.items() if key not in _TASK_LEVEL
+    }
     if item.requirements:
         try:
             marker = parse_requirements(item.requirements, f"{item.nodeid}: @pytest.mark.dtf")
@@ -214,17 +221,20 @@ def _with_requirements(task_requirements: dict[str, Any], item: CollectedItem) -
 
 
 def _route_tests(task: TaskPlan, workers: Sequence[LiveWorker], histories: Histories) -> None:
-    groups: dict[tuple[str, str, float], list[PlannedItem]] = defaultdict(list)
+    groups: dict[tuple[str, str, float, int], list[PlannedItem]] = defaultdict(list)
     for item in task.items:
         try:
             queue, kind = choose_route(item.requirements, workers)
         except Unroutable as exc:
             raise Unroutable(f"test {item.nodeid} {exc}", exc.kind) from exc
         timeout = float(item.requirements.get("timeout") or task.timeout)
-        groups[(queue, kind, timeout)].append(item)
+        priority = item.requirements.get("priority")
+        groups[(queue, kind, timeout, task.priority if priority is None else priority)].append(
+            item
+        )
     slots = _slots_by_queue(workers)
     task.batches = []
-    for (queue, kind, timeout), items in groups.items():
+    for (queue, kind, timeout, priority), items in groups.items():
         history = histories(str(task.workdir), kind)
         estimate = lambda item, history=history: history.estimate(item.nodeid)  # noqa: E731
         min_batch_s = min_batch_seconds(history.startup_s)
@@ -249,6 +259,7 @@ def _route_tests(task: TaskPlan, workers: Sequence[LiveWorker], histories: Histo
                     items=batch,
                     estimated_s=sum(estimate(item) for item in batch),
                     exclusive=is_exclusive(batch[0]),
+                    priority=priority,
                 )
             )
     if groups:

@@ -74,7 +74,7 @@ def test_defaults_and_what_a_type_uses_pass_even_after_a_json_round_trip(tmp_pat
     assert plan.tasks[1].priority == 9
 
 
-def _batch_timeouts(task: dict, markers: dict[str, dict]) -> dict[str, float]:
+def _planned_batches(task: dict, markers: dict[str, dict]) -> list:
     spec = parse_run_spec({"tasks": [{"type": "test", "paths": ["t.py"], **task}]})
     test = spec.tasks[0]
     requirements = test.requirements.model_dump(exclude_none=True)
@@ -86,7 +86,17 @@ def _batch_timeouts(task: dict, markers: dict[str, dict]) -> dict[str, float]:
     )  # fmt: skip
     worker = LiveWorker("w@a", frozenset({"cpu"}), Inventory("a", CpuInfo(1, 1, 8), {}))
     route_run(Plan(spec=spec, tasks=[plan]), [worker])
-    return {item.nodeid.split("::")[1]: b.timeout for b in plan.batches for item in b.items}
+    return plan.batches
+
+
+def _batch_timeouts(task: dict, markers: dict[str, dict]) -> dict[str, float]:
+    batches = _planned_batches(task, markers)
+    return {item.nodeid.split("::")[1]: b.timeout for b in batches for item in b.items}
+
+
+def _batch_priorities(task: dict, markers: dict[str, dict]) -> dict[str, int | None]:
+    batches = _planned_batches(task, markers)
+    return {item.nodeid.split("::")[1]: b.priority for b in batches for item in b.items}
 
 
 def test_the_tasks_timeout_beats_its_requirements_timeout_and_a_marker_beats_both():
@@ -98,3 +108,13 @@ def test_the_tasks_timeout_beats_its_requirements_timeout_and_a_marker_beats_bot
     assert _batch_timeouts({"requirements": {"timeout": 60}}, {"plain": {}}) == {"plain": 60.0}
     assert _batch_timeouts({"timeout_seconds": 7}, {"plain": {}}) == {"plain": 7.0}
     assert _batch_timeouts({}, {"plain": {}}) == {"plain": 300.0}
+
+
+def test_a_markers_priority_gives_its_test_a_batch_of_that_priority():
+    task = {"priority": 3, "requirements": {"priority": 8}}
+    assert _batch_priorities(task, {"plain": {}, "urgent": {"priority": 9}}) == {
+        "plain": 3,
+        "urgent": 9,
+    }
+    assert _batch_priorities({"requirements": {"priority": 8}}, {"plain": {}}) == {"plain": 8}
+    assert _batch_priorities({}, {"plain": {}, "low": {"priority": 0}}) == {"plain": 5, "low": 0}
