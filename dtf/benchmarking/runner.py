@@ -47,12 +47,26 @@ class JobOutcome:
     load_s: float | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     children: int = 0
+    #: benchmark processes that died and were started again (retry_policy)
+    retries: int = 0
 
 
-def run_job(job: dict[str, Any], *, cwd: str, timeout: float) -> JobOutcome:
-    """Measure every shape of ``job`` (see dtf.benchmarking.child) within ``timeout`` seconds."""
+def run_job(
+    job: dict[str, Any],
+    *,
+    cwd: str,
+    timeout: float,
+    max_retries: int = 0,
+    retry_delay_s: float = 0.0,
+) -> JobOutcome:
+    """Measure every shape of ``job`` (see dtf.benchmarking.child) within ``timeout`` seconds.
+
+    A shape whose benchmark process died under it (a crash, a kill, the OOM killer) is
+    measured again in a fresh process up to ``max_retries`` times, ``retry_delay_s``
+    apart (the task's ``retry_policy``); an error the model raised is a result."""
     labels = ["x".join(str(d) for d in shape) for shape in job["shapes"]]
     outcome = JobOutcome(shapes={})
+    deaths: dict[str, int] = {}
     deadline = time.monotonic() + timeout
     pending = list(zip(labels, job["shapes"], strict=True))
     with tempfile.TemporaryDirectory(prefix="dtf-bench-") as folder:
@@ -99,7 +113,13 @@ def run_job(job: dict[str, Any], *, cwd: str, timeout: float) -> JobOutcome:
                     outcome.shapes[label] = ShapeOutcome("failed", error=why)
                 break
             why = _death(rc, output)
-            if started is None:  # died while loading or between shapes: nothing more to learn
+            where = started or ""  # "": while loading or between shapes
+            deaths[where] = deaths.get(where, 0) + 1
+            if deaths[where] <= max_retries:
+                outcome.retries += 1
+                time.sleep(max(0.0, min(retry_delay_s, deadline - time.monotonic())))
+                continue
+            if started is None:  # nothing more to learn from another try
                 for label, _ in pending:
                     outcome.shapes[label] = ShapeOutcome("failed", error=why)
                 break

@@ -69,6 +69,9 @@ class JobWork:
     bundle: str | None
     timeout: float
     threshold: float
+    #: the task's retry_policy: a benchmark process that died is started again
+    max_retries: int = 0
+    retry_delay_s: float = 0.0
 
 
 def start_job(db_url: str, job_id: str, worker: str | None) -> JobWork | None:
@@ -100,6 +103,7 @@ def start_job(db_url: str, job_id: str, worker: str | None) -> JobWork | None:
         )
         task = session.get(RunTask, first.task_id)
         config = task.spec.get("config", {})
+        policy = task.spec.get("retry_policy") or {}
         job = {name: getattr(first, name) for name in JOB_FIELDS}
         job["options"] = config.get("options") or {}
         job["shapes"] = [[int(d) for d in row.shape.split("x") if d] for row in rows]
@@ -110,6 +114,8 @@ def start_job(db_url: str, job_id: str, worker: str | None) -> JobWork | None:
             bundle=session.get(Run, first.run_id).bundle,
             timeout=task.timeout,
             threshold=float(config.get("regression_threshold") or 0.05),
+            max_retries=int(policy.get("max_retries", 3)),
+            retry_delay_s=float(policy.get("retry_delay_seconds") or 0.0),
         )
 
 

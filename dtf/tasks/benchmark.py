@@ -31,7 +31,13 @@ def execute_benchmark(self, job_id: str) -> dict:
         cwd = code_dir(db_url, work.bundle, work.workdir)
         # Alone on its worker: another batch running beside it would skew the timings.
         with worker_slot(self.request.hostname or "worker", exclusive=True):
-            outcome = run_job({**work.job, "workdir": str(cwd)}, cwd=str(cwd), timeout=work.timeout)
+            outcome = run_job(
+                {**work.job, "workdir": str(cwd)},
+                cwd=str(cwd),
+                timeout=work.timeout,
+                max_retries=work.max_retries,
+                retry_delay_s=work.retry_delay_s,
+            )
         counts = store.record_job(db_url, work, outcome)
     except Exception as exc:
         logger.exception("benchmark job %s broke", job_id)

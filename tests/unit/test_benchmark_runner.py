@@ -37,6 +37,18 @@ CALLABLES = textwrap.dedent(
         return (run, lambda batch_size, shape: shape)
 
 
+    def killed_once_on_long_inputs(request):
+        # The first process to measure a long shape is killed (as the OOM killer would);
+        # the marker file tells the next one it already happened.
+        marker = os.path.join(request.workdir, "killed-once")
+
+        def run(shape):
+            if shape[0] >= 64 and not os.path.exists(marker):
+                open(marker, "w").close()
+                os.kill(os.getpid(), 9)
+        return (run, lambda batch_size, shape: shape)
+
+
     def raises_on_long_inputs(request):
         def run(shape):
             if shape[0] >= 64:
@@ -113,6 +125,29 @@ def test_a_crash_loses_only_its_shape_and_the_rest_run_in_a_new_child(project: P
         "16": ("done", None),
     }
     assert outcome.children == 2
+
+
+def test_a_shape_whose_process_died_is_measured_again_as_the_retry_policy_allows(
+    project: Path,
+) -> None:
+    job = _job(project, "killed_once_on_long_inputs", shapes=[[8], [64], [16]])
+
+    outcome = run_job(job, cwd=str(project), timeout=60, max_retries=1)
+
+    assert _statuses(outcome) == {"8": ("done", None), "64": ("done", None), "16": ("done", None)}
+    assert (outcome.children, outcome.retries) == (2, 1)
+
+
+def test_without_retries_left_a_shape_whose_process_died_fails(project: Path) -> None:
+    job = _job(project, "dies_on_long_inputs", shapes=[[64], [8]])
+
+    outcome = run_job(job, cwd=str(project), timeout=60, max_retries=2)
+
+    assert _statuses(outcome) == {
+        "64": ("failed", "the benchmark process exited with code 9"),
+        "8": ("done", None),
+    }
+    assert (outcome.children, outcome.retries) == (4, 2)
 
 
 def test_an_error_in_one_shape_fails_that_shape_only(project: Path) -> None:
