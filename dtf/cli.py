@@ -232,6 +232,7 @@ def run(selection, wait, workers, junit_xml, reports, wait_for_workers) -> None:
         raise BadInput("--report is written when the run ends: use --wait, or `dtf wait --report`")
     _prepare(settings)
     _plugin_hooks().coordinator_started(settings, "run", spec)
+    _plugin_hooks().check_settings_sections(spec)
     local = (
         LocalWorkers(workers, settings.home / "logs", db_url=settings.database_url)
         if workers
@@ -273,6 +274,7 @@ def submit(selection, wait_for_workers) -> None:
     spec = _spec_from_options(selection)
     _prepare(settings)
     _plugin_hooks().coordinator_started(settings, "submit", spec)
+    _plugin_hooks().check_settings_sections(spec)
     stdout.print(_submit(settings, spec, local=None, wait_for_workers=wait_for_workers))
 
 

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from dtf.config import Settings
 from dtf.db.models import Batch, Run, RunTask
 from dtf.db.session import session_scope
-from dtf.plugins.manager import fire, load_plugins, plugin_manager
+from dtf.errors import BadInput
+from dtf.plugins.manager import fire, load_plugins, plugin_manager, settings_sections
 from dtf.plugins.payloads import (
     coordinator_payload,
     run_payload,
@@ -66,6 +67,17 @@ def coordinator_started(settings: Settings, command: str, spec=None) -> None:
     context = click.get_current_context(silent=True)
     if context is not None:
         context.call_on_close(lambda: fire("dtf_coordinator_stopped", coordinator=payload))
+
+
+def check_settings_sections(spec) -> None:
+    """Refuse an ``integrations.<name>`` that no loaded plugin reads (a misspelt name would
+    otherwise be ignored); after :func:`coordinator_started` loaded the task file's."""
+    unread = sorted(set(getattr(spec, "integrations", None) or {}) - settings_sections())
+    if unread:
+        known = ", ".join(sorted(settings_sections()))
+        raise BadInput(
+            f"integrations.{unread[0]}: no loaded plugin reads this section (known: {known})"
+        )
 
 
 @never_raises

@@ -122,6 +122,17 @@ def plugins() -> list[PluginInfo]:
         return list(_infos.values())
 
 
+def settings_sections() -> set[str]:
+    """The ``integrations.<name>`` sections of a task file the loaded plugins read: each
+    plugin's ``dtf_settings_sections`` (default: its name)."""
+    manager = plugin_manager()
+    with _lock:
+        sections: set[str] = set()
+        for name, plugin in manager.list_name_plugin():
+            sections.update(getattr(plugin, "dtf_settings_sections", None) or (name,))
+        return sections
+
+
 def load_plugins(targets: Iterable[str], source: str) -> list[PluginInfo]:
     """Load ``module[:attr]`` targets; one that fails is logged and listed, never raised."""
     loaded = []
@@ -292,7 +303,7 @@ def _check_unknown_hooks(plugin: object) -> None:
             )
 
 
-_PLUGIN_ATTRS = {"dtf_plugin_kind", "dtf_plugin_name"}
+_PLUGIN_ATTRS = {"dtf_plugin_kind", "dtf_plugin_name", "dtf_settings_sections"}
 
 
 def _describe(plugin: object) -> str:

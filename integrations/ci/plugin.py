@@ -64,6 +64,7 @@ class CiIntegration:
     def __init__(self, provider: type[CiProvider], env: Mapping[str, str] | None = None) -> None:
         self.provider = provider
         self.dtf_plugin_name = f"ci-{provider.name}"
+        self.dtf_settings_sections = (provider.name,)
         self.env = env
         self._memory: dict[str, dict[str, Any]] = {}
 

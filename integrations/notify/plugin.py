@@ -38,6 +38,10 @@ class _Notifier:
     #: keys a task file may set in ``integrations.<name>``
     task_keys: tuple[str, ...] = ("notify_on", "max_failures")
 
+    @property
+    def dtf_settings_sections(self) -> tuple[str, ...]:
+        return (self.dtf_plugin_name, "notify")
+
     def channel(self, options: Options) -> Channel | None:
         """The configured channel, or None when this notifier is not set up."""
         raise NotImplementedError

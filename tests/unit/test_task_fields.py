@@ -118,3 +118,30 @@ def test_a_markers_priority_gives_its_test_a_batch_of_that_priority():
     }
     assert _batch_priorities({"requirements": {"priority": 8}}, {"plain": {}}) == {"plain": 8}
     assert _batch_priorities({}, {"plain": {}, "low": {"priority": 0}}) == {"plain": 5, "low": 0}
+
+
+def test_an_integrations_section_no_plugin_reads_is_refused_in_one_line():
+    from dtf.plugins.coordinator import check_settings_sections
+
+    known = {"slack": {"notify_on": "failure"}, "github": {"comment": False}, "notify": {}}
+    check_settings_sections(parse_run_spec({"tasks": [COMMAND], "integrations": known}))
+    misspelt = parse_run_spec({"tasks": [COMMAND], "integrations": {"slak": {}}})
+    with pytest.raises(BadInput, match=r"^integrations.slak: no loaded plugin reads this section"):
+        check_settings_sections(misspelt)
+
+
+def test_a_plugin_names_the_sections_it_reads():
+    from dtf.plugins import manager
+    from dtf.plugins.coordinator import check_settings_sections
+
+    class ReadsTwo:
+        dtf_plugin_kind = "integration"
+        dtf_plugin_name = "two-sections"
+        dtf_settings_sections = ("first", "second")
+
+    manager.register(ReadsTwo(), name="two-sections")
+    try:
+        spec = parse_run_spec({"tasks": [COMMAND], "integrations": {"first": {}, "second": {}}})
+        check_settings_sections(spec)
+    finally:
+        manager.unregister("two-sections")
