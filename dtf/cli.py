@@ -367,6 +367,11 @@ def _print_summary(settings: Settings, summary) -> None:
             print_run_benchmarks(stdout, session, summary.run_id)
     for line in summary.broken:
         stdout.print(f"  BROKEN    {line}", markup=False)
+    if summary.stopped:
+        not_run = summary.total - summary.finished
+        stdout.print(
+            f"dtf: {'; '.join(summary.stopped)}: {not_run} tests not run", markup=False
+        )
     _print_integrations(settings, summary.run_id)
     stdout.print(
         f"dtf: {summary.status}: {counts_line(summary)} (run {summary.run_id})", markup=False
@@ -448,6 +453,8 @@ def status(run_id, as_json, show_batches) -> None:
             "labels": labels,
             **extras,
         }
+        if summary.stopped:
+            data["stopped"] = summary.stopped
         if batches is not None:
             data["batches"] = batches
         stdout.print_json(data=data)
@@ -457,6 +464,9 @@ def status(run_id, as_json, show_batches) -> None:
         stdout.print(f"  labels: {labels_text(labels)}", markup=False)
     for line in extra_lines:
         stdout.print(f"  {line}", markup=False)
+    for reason in summary.stopped:
+        not_run = summary.total - summary.finished
+        stdout.print(f"  {reason}: {not_run} tests not run", markup=False)
     if batches:
         stdout.print(_batch_table(batches))
 

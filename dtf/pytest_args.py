@@ -2,7 +2,8 @@
 
 They reach every collection and every batch unchanged, so pytest decides with them as it
 would alone. The few that cannot mean the same thing when the tests run as batches in
-many processes are refused, each with the reason.
+many processes are refused, each with the reason. ``-x`` and ``--maxfail`` are the run's:
+dtf takes them out of what pytest gets and stops the whole run (:func:`maxfail_of`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ _XDIST = "dtf spreads the tests over its workers itself; leave xdist's options o
 _CACHE = (
     "it needs pytest's cache of the last run, which dtf's batches do not keep; "
     "select tests with -k, -m or node ids"
-)
-_STOP = (
-    "it stops one process at the first failures, while dtf runs many batches at once "
-    "and would report their other tests as never run"
 )
 _INFO = "it shows information instead of running tests; run pytest with it"
 
@@ -45,9 +42,6 @@ REFUSED: dict[str, str] = {
     "--sw-skip": _CACHE,
     "--stepwise-skip": _CACHE,
     "--cache-show": _CACHE,
-    "-x": _STOP,
-    "--exitfirst": _STOP,
-    "--maxfail": _STOP,
     "--junitxml": "dtf writes the run's JUnit XML itself: use dtf's --junit-xml FILE",
     "--junit-xml": "dtf writes the run's JUnit XML itself: use dtf's --junit-xml FILE",
     "--basetemp": "every batch would empty the same directory while the others use it",
@@ -63,10 +57,8 @@ REFUSED: dict[str, str] = {
     "--markers": _INFO,
 }
 
-# Short options that take a value may carry it in the same word (-n4, -nauto).
-_SHORT_WITH_VALUE = ("-n",)
-# Short flags combine (-xvs): a refused flag inside such a word counts.
-_SHORT_FLAGS = {name[1] for name in REFUSED if len(name) == 2 and name not in _SHORT_WITH_VALUE}
+# Short flags combine (-svf, -vn4): a refused flag inside such a word counts.
+_SHORT_FLAGS = {name[1] for name in REFUSED if len(name) == 2}
 
 
 def refused_option(args: Sequence[str]) -> tuple[str, str] | None:
@@ -81,8 +73,6 @@ def refused_option(args: Sequence[str]) -> tuple[str, str] | None:
             if name in REFUSED:
                 return name, REFUSED[name]
         elif word.startswith("-") and len(word) > 1:
-            if word[:2] in _SHORT_WITH_VALUE:
-                return word[:2], REFUSED[word[:2]]
             for flag in _short_flags(word):
                 if flag in _SHORT_FLAGS:
                     return f"-{flag}", REFUSED[f"-{flag}"]
@@ -92,10 +82,53 @@ def refused_option(args: Sequence[str]) -> tuple[str, str] | None:
 def _short_flags(word: str) -> str:
     """The flags of a word like ``-xvs``; stops at a flag that takes a value (-k, -m, -p, ...),
     whose value is the rest of the word."""
-    takes_value = set("kmpoWcr")
+    takes_value = set("kmpoWcrn")
     flags = ""
     for char in word[1:]:
         flags += char
         if char in takes_value:
             break
     return flags
+
+
+def maxfail_of(args: Sequence[str]) -> int | None:
+    """The run's ``-x`` (1) or ``--maxfail N``, the last one given; None: no limit."""
+    return _split_maxfail(args)[0]
+
+
+def without_maxfail(args: Sequence[str]) -> list[str]:
+    """``args`` less ``-x``, ``--exitfirst`` and ``--maxfail``: each batch gets the rest, and
+    dtf stops the run as a whole."""
+    return _split_maxfail(args)[1]
+
+
+def _split_maxfail(args: Sequence[str]) -> tuple[int | None, list[str]]:
+    maxfail: int | None = None
+    kept: list[str] = []
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            kept += [word, *words]
+            break
+        if word in ("-x", "--exitfirst"):
+            maxfail = 1
+        elif word == "--maxfail":
+            maxfail = _count(next(words, ""))
+        elif word.startswith("--maxfail="):
+            maxfail = _count(word.split("=", 1)[1])
+        elif word.startswith("-") and not word.startswith("--") and "x" in _short_flags(word):
+            flags = _short_flags(word)
+            maxfail = 1
+            rest = flags.replace("x", "", 1) + word[1 + len(flags) :]
+            kept += [f"-{rest}"] if rest else []
+        else:
+            kept.append(word)
+    return (maxfail or None), kept
+
+
+def _count(text: str) -> int:
+    """pytest's --maxfail value (0: no limit); not a number: pytest's own error later."""
+    try:
+        return max(0, int(text))
+    except ValueError:
+        raise ValueError(f"--maxfail: expected a number, got {text!r}") from None

@@ -226,13 +226,21 @@ class TestTask(_TaskBase):
     @field_validator("pytest_args")
     @classmethod
     def _check_pytest_args(cls, value: list[str]) -> list[str]:
-        from dtf.pytest_args import refused_option
+        from dtf.pytest_args import maxfail_of, refused_option
 
         refused = refused_option(value)
         if refused is not None:
             option, why = refused
             raise ValueError(f"dtf cannot hand {option} to pytest: {why}")
+        maxfail_of(value)  # a --maxfail that is no number is refused here
         return value
+
+    @property
+    def maxfail(self) -> int | None:
+        """Failures after which the run stops (``-x``: 1, ``--maxfail N``); None: no limit."""
+        from dtf.pytest_args import maxfail_of
+
+        return maxfail_of(self.pytest_args)
     workdir: str | None = None
     timeout: _PositiveFloat | None = None
     #: what stays in one batch: a module unless too long ("module"), a whole file

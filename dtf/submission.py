@@ -23,6 +23,7 @@ from dtf.scheduling.durations import DurationHistory
 from dtf.scheduling.planner import Plan, route_run
 from dtf.scheduling.routing import LiveWorker
 from dtf.spec import run_spec_to_json
+from dtf.tasks.stopping import stop_message
 from dtf.tasks.store import result_row
 
 
@@ -134,6 +135,7 @@ def store_plan(
                 workdir=_task_workdir(tp.workdir, workdir, bundle, tp.position),
                 suite=str(tp.workdir),
                 timeout=tp.timeout,
+                stop_reason=_stopped_at_collection(tp),
             )
             session.add(task)
             session.flush()
@@ -229,6 +231,14 @@ def _no_result_subscriptions() -> None:
     except ImportError:  # a Celery without it: subscriptions stay, nothing else changes
         return
     _set_task_join_will_block(True)
+
+
+def _stopped_at_collection(tp) -> str | None:
+    """A test task whose collection errors already reach its -x / --maxfail runs nothing
+    more (pytest stops before running a test)."""
+    maxfail = getattr(tp.spec, "maxfail", None)
+    errors = sum(1 for record in tp.collection_errors if record.outcome == "error")
+    return stop_message(maxfail) if maxfail and errors >= maxfail else None
 
 
 def check_bundle_holds(plan: Plan, root: Path) -> None:

@@ -31,6 +31,8 @@ class RunSummary:
     error: str | None = None
     open_queues: set[str] = field(default_factory=set)  # queues with work not finished yet
     benchmarks: BenchmarkProgress | None = None  # None: the run has no benchmark task
+    #: why test tasks stopped early (-x / --maxfail); their tests not run have no result
+    stopped: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -46,7 +48,7 @@ class RunSummary:
         """The status the run ends with: ``error`` beats ``failed`` beats ``passed``."""
         if self.broken or self.error or any(self.counts.get(o) for o in INFRA_OUTCOMES):
             return "error"
-        if self.finished < self.total:
+        if self.finished < self.total and not self.stopped:
             return "error"  # tests that never got a result: the run is not complete
         return "failed" if self.failing else "passed"
 
@@ -73,6 +75,14 @@ def summarize(session: Session, run_id: str) -> RunSummary:
         select(func.count(), func.count(TestItem.outcome)).filter_by(run_id=run_id)
     ).one()
     commands = list(session.scalars(select(RunTask).filter_by(run_id=run_id, type="command")))
+    stopped = list(
+        session.scalars(
+            select(RunTask.stop_reason)
+            .filter_by(run_id=run_id)
+            .where(RunTask.stop_reason.is_not(None))
+            .order_by(RunTask.position)
+        )
+    )
     broken = [
         f"batch {b.id} on queue {b.queue}: {b.error}"
         for b in session.scalars(select(Batch).filter_by(run_id=run_id, status="broken"))
@@ -90,6 +100,7 @@ def summarize(session: Session, run_id: str) -> RunSummary:
         open_queues |= benchmarks.open_queues
     return RunSummary(
         run_id=run_id,
+        stopped=stopped,
         benchmarks=benchmarks,
         open_queues=open_queues,
         status=run.status,

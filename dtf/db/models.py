@@ -79,6 +79,9 @@ class RunTask(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     exit_code: Mapped[int | None]
     output: Mapped[str | None] = mapped_column(Text)
+    #: set once a test task stops taking tests (its -x / --maxfail reached): its batches
+    #: not started run nothing, running ones stop after their current test
+    stop_reason: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(255))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -96,6 +96,8 @@ class BatchOutcome:
     incidents: int = 0
     #: ids handed to another worker (``Handoff``): no record here
     handed_off: list[str] = field(default_factory=list)
+    #: ids never run because ``stop`` said so (-x / --maxfail): no record, as with pytest
+    stopped: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -190,6 +192,7 @@ def run_pytest_batch(
     reruns: int = 0,
     on_flush: Callable[[], object] | None = None,
     handoff: Handoff | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> BatchOutcome:
     """Run ``nodeids`` as ``pytest [args]`` in ``invocation_dir`` names them; call ``on_record``
     for each result.
@@ -213,6 +216,8 @@ def run_pytest_batch(
     lines the child wrote since the last look), so that they can be stored at once.
     ``handoff``: may give the tests a child has not started to another worker
     (:class:`Handoff`); they get no record here (``BatchOutcome.handed_off``).
+    ``stop``: once it returns True, the running child stops after its current test and
+    no test not started runs (``BatchOutcome.stopped``, no record: -x / --maxfail).
     """
     if test_timeout <= 0:
         raise ValueError(f"test_timeout must be positive, got {test_timeout}")
@@ -231,6 +236,7 @@ def run_pytest_batch(
         memory_limit_mb=memory_limit_mb,
         on_flush=on_flush,
         handoff=handoff,
+        stop=stop,
     )
     return batch.run(list(dict.fromkeys(nodeids)), reruns)
 
@@ -252,7 +258,7 @@ class _BatchRun:
 
     def __init__(self, *, invocation_dir, args, files, method, python, extra_args, env,
                  test_timeout, poll_interval, on_record, recovery, memory_limit_mb,
-                 on_flush=None, handoff=None) -> None:  # fmt: skip
+                 on_flush=None, handoff=None, stop=None) -> None:  # fmt: skip
         self.invocation_dir = invocation_dir
         self.args = args
         self.files = files
@@ -280,6 +286,8 @@ class _BatchRun:
         self.failed_once: dict[str, int] = {}  # rerun candidates: nodeid -> attempt
         self.handoff: Handoff | None = handoff
         self.handed_off: list[str] = []
+        self.stop: Callable[[], bool] | None = stop
+        self.stopped: list[str] = []
 
     def file_of(self, nodeid: str) -> str:
         return self.files.get(nodeid) or _file_of(nodeid)
@@ -311,7 +319,7 @@ class _BatchRun:
             self._drain_units(units)
             for attempt in range(2, reruns + 2):
                 again = [n for n, a in self.failed_once.items() if a == attempt - 1]
-                if not again:
+                if not again or self._stopping():
                     break
                 self._drain_units([_Unit(again, attempt=attempt)])
         logger.debug(
@@ -331,7 +339,15 @@ class _BatchRun:
             deferred_classes=self.deferred_classes,
             incidents=self.incidents,
             handed_off=self.handed_off,
+            stopped=self.stopped,
         )
+
+    def _stopping(self) -> bool:
+        try:
+            return self.stop is not None and self.stop()
+        except Exception:
+            logger.exception("could not tell whether the task stopped; the batch goes on")
+            return False
 
     def _hand_off_at_start(self, nodeids: list[str]) -> list[str]:
         """A slot is idle already: hand it its share before a child collects them all."""
@@ -350,6 +366,9 @@ class _BatchRun:
     def _drain_units(self, units: list[_Unit]) -> None:
         while units:
             unit = units.pop(0)
+            if self._stopping():
+                self.stopped += unit.nodeids
+                continue
             units[:0] = self._run_unit(unit)
 
     def _run_unit(self, unit: _Unit) -> list[_Unit]:
@@ -362,6 +381,7 @@ class _BatchRun:
             files=None if self.args is None else self._files(unit.nodeids),
             memory_limit_mb=self.memory_limit_mb, grouped=self.grouped,
             handoff=self.handoff if unit.attempt == 1 and unit.decision is None else None,
+            stop=self._stopping if self.stop is not None else None,
         )  # fmt: skip
         method = (
             "spawn" if unit.spawn else _method_for_child(self.method, self.env, self.invocation_dir)
@@ -402,7 +422,7 @@ class _BatchRun:
             follow += self._incident(incident, result, timeout, isolated=_isolated(record, fc.OOM))
         # Ids that started are never run again by this child's successors, so every
         # new child makes progress.
-        handed = set(result.handed_off)
+        handed = set(result.handed_off) | set(result.stopped)
         left = [n for n in unit.nodeids if n not in result.started and n not in handed]
         if unit.decision is not None:
             broke_again = (
@@ -415,6 +435,7 @@ class _BatchRun:
             if nodeid in result.started and nodeid not in result.reported and nodeid != culprit:
                 self.emit(_not_run(nodeid, result))
         self.handed_off += result.handed_off
+        self.stopped += result.stopped
         if not left:
             return follow
         if result.restart:
@@ -692,6 +713,8 @@ class _ChildResult:
     stderr_path: Path | None = None
     #: ids the child dropped because the runner handed them to another worker
     handed_off: list[str] = field(default_factory=list)
+    #: ids the child dropped because the batch's task stopped (-x / --maxfail)
+    stopped: list[str] = field(default_factory=list)
 
     def collect_error_of(self, nodeid: str) -> str | None:
         """The collector whose collection error covers ``nodeid``, if any."""
@@ -731,10 +754,14 @@ class _ChildRun:
         grouped: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
         handoff: Handoff | None = None,
         files: Sequence[str] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         self.memory_limit_mb = memory_limit_mb
         self.grouped = grouped
         self.handoff = handoff
+        self.stop = stop
+        #: the child was asked to drop its tests not started: for a handoff or a stop
+        self.asked_for = ""
         self.handoff_file = workdir / "handoff.json"
         self.handoff_asked = False
         self.handoff_checked = 0.0
@@ -763,7 +790,7 @@ class _ChildRun:
             "no:cacheprovider",
             "-q",
             "--continue-on-collection-errors",
-            *([f"--dtf-handoff={self.handoff_file}"] if handoff is not None else []),
+            *([f"--dtf-handoff={self.handoff_file}"] if handoff or stop else []),
             *rewrite_cache_args(env),
             *only_files,
             *args,
@@ -868,6 +895,8 @@ class _ChildRun:
                 _terminate(proc)
                 self._drain(emit)
                 break
+            if self.stop is not None and self.starts and not self.handoff_asked and self.stop():
+                self._ask_to_drop(self._pending()[:1], "stop")
             if self.handoff is not None and self.starts:
                 self._maybe_hand_off(now)
             if self.starts or now - self.launched > STARTUP_POLL_WINDOW:
@@ -928,8 +957,7 @@ class _ChildRun:
         if self.handoff_asked or now - self.handoff_checked < HANDOFF_CHECK_S:
             return
         self.handoff_checked = now
-        # self.wanted: the ids not handed off yet
-        pending = [n for n in self.nodeids if n in self.wanted and n not in self.result.started]
+        pending = self._pending()
         try:
             wanted = bool(pending) and self.handoff.wanted()
             first = (
@@ -943,10 +971,21 @@ class _ChildRun:
             return
         if first is None or first not in pending:
             return
+        self._ask_to_drop([first], "handoff")
+
+    def _pending(self) -> list[str]:
+        """Ids not started, not handed off or stopped yet (self.wanted), in run order."""
+        return [n for n in self.nodeids if n in self.wanted and n not in self.result.started]
+
+    def _ask_to_drop(self, first: list[str], why: str) -> None:
+        """Ask the child to drop ``first`` and every test after it (if none started)."""
+        if not first:
+            return
         tmp = self.handoff_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"first": first}), encoding="utf-8")
+        tmp.write_text(json.dumps({"first": first[0]}), encoding="utf-8")
         os.replace(tmp, self.handoff_file)
         self.handoff_asked = True
+        self.asked_for = why
 
     def _on_handoff(self, first: str | None) -> None:
         """The child's answer: it dropped ``first`` and the tests after it, or nothing."""
@@ -954,6 +993,10 @@ class _ChildRun:
         if first is None or first not in self.wanted:
             return
         handed = [n for n in self.nodeids[self.nodeids.index(first) :] if n in self.wanted]
+        if self.asked_for == "stop":
+            self.result.stopped += handed
+            self.wanted -= set(handed)
+            return
         try:
             self.handoff.hand(handed)
         except Exception:

@@ -30,6 +30,7 @@ def run_json(report: RunReport) -> dict[str, Any]:
             "wall_s": report.wall_s,
             "test_s": report.test_s,
             "broken": report.broken,
+            "stopped": report.stopped,
         },
         "tasks": records["tasks"],
         "batches": records["batches"],

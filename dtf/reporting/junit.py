@@ -23,9 +23,13 @@ _TALLY = {"failure": "failures", "error": "errors", "skipped": "skipped"}
 
 def junit_xml(report: RunReport) -> str:
     """One ``<testcase>`` per test id (a teardown error after a failure adds one, as in
-    pytest), one ``<testsuite>`` per (hardware, worker), commands in a suite of their own."""
+    pytest), one ``<testsuite>`` per (hardware, worker), commands in a suite of their own.
+    A run stopped by -x / --maxfail leaves out the tests it never ran, as pytest does."""
     root = ET.Element("testsuites", name=report.title)
-    for (hardware, worker), tests in groupby(sorted(report.tests, key=_place), key=_place):
+    shown = [
+        t for t in report.tests if not (report.stopped and report.done and t.outcome == NOT_RUN)
+    ]
+    for (hardware, worker), tests in groupby(sorted(shown, key=_place), key=_place):
         suite = _suite(report, hardware, worker)
         for test in tests:
             suite.extend(testcases(test, run_done=report.done))

@@ -152,6 +152,8 @@ class RunReport:
     started_at: datetime | None
     finished_at: datetime | None
     records: dict[str, Any]  # every stored field: run, tasks, batches, items, results, ...
+    #: why test tasks stopped early (-x / --maxfail): their tests not run are left out
+    stopped: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -309,6 +311,7 @@ def load_report(session: Session, run_id: str) -> RunReport:
         started_at=run.started_at,
         finished_at=run.finished_at,
         records=records,
+        stopped=summary.stopped,
     )
 
 

@@ -17,6 +17,7 @@ from dtf.config import worker_queue
 from dtf.errors import BadInput, InfrastructureError
 from dtf.executor.collect import CollectedItem, CollectionFailed
 from dtf.executor.records import TestRecord
+from dtf.pytest_args import without_maxfail
 from dtf.scheduling.batching import (
     guessed_min_batch_seconds,
     is_exclusive,
@@ -164,7 +165,8 @@ def _collect_task(
                 cache_dir,
                 keyword=task.keyword,
                 markexpr=task.markers,
-                extra_args=task.pytest_args,
+                # -x / --maxfail stop the task as a whole; the collection must be whole.
+                extra_args=without_maxfail(task.pytest_args),
             )
         except CollectionFailed as exc:
             raise BadInput(f"tasks[{position}]: {exc}") from exc

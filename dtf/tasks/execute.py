@@ -23,10 +23,12 @@ from dtf.executor.command_runner import run_command
 from dtf.executor.exclusive import takes_a_worker_slot
 from dtf.executor.pytest_runner import START_METHOD_ENV, run_pytest_batch
 from dtf.plugins import worker as plugin_hooks
+from dtf.pytest_args import without_maxfail
 from dtf.recovery import classes as fc
 from dtf.recovery import engine
 from dtf.recovery.resources import ResourceMeter
 from dtf.tasks import store
+from dtf.tasks.stopping import TaskStop
 
 logger = logging.getLogger(__name__)
 
@@ -115,12 +117,15 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
         raise BatchFailure(fc.BUNDLE_UNAVAILABLE, f"{type(exc).__name__}: {exc}") from exc
     writer = store.ResultWriter(db_url, work, worker)
     exclusive = bool(task.request.kwargs and task.request.kwargs.get("exclusive"))
+    # A task stopped by its -x / --maxfail before this batch started: nothing runs.
+    items = [] if work.stop_reason else list(work.items)
     outcome = run_pytest_batch(
-        list(work.items),
+        items,
         root,
         test_timeout=work.test_timeout,
-        # The collection's own arguments: pytest then finds the same rootdir and node ids.
-        args=[*work.pytest_args, *work.paths],
+        # The collection's own arguments: pytest then finds the same rootdir and node ids;
+        # -x / --maxfail are the task's as a whole (stop), not each batch's.
+        args=[*without_maxfail(work.pytest_args), *work.paths],
         files=work.files,
         extra_args=plugin_hooks.pytest_args(work.batch_id, work),
         on_record=writer.add,
@@ -130,6 +135,7 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
         reruns=work.reruns,
         handoff=None if exclusive else _handoff(db_url, work, _message_priority(task)),
         start_method=_start_method(work),
+        stop=TaskStop(db_url, work.task_id) if work.maxfail else None,
     )
     writer.close(DB_OUTAGE_PATIENCE_S)
     if outcome.deferred:

@@ -63,7 +63,7 @@ def finalize(db_url: str, run_id: str) -> dict:
             logger.exception("could not update the duration history with run %s", run_id)
         run = session.get(Run, run_id)
         missing = summary.total - summary.finished
-        if missing > 0 and not run.error:
+        if missing > 0 and not run.error and not summary.stopped:
             run.error = (
                 f"{missing} of {summary.total} tests have no result: their batches were "
                 "taken by no worker of this database (another dtf deployment on the same "

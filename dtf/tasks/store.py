@@ -21,6 +21,9 @@ from dtf.db.models import (
 from dtf.db.session import session_scope
 from dtf.executor.records import TestRecord
 from dtf.plugins import worker as plugin_hooks
+from dtf.pytest_args import maxfail_of
+from dtf.summary import FAILING_OUTCOMES
+from dtf.tasks.stopping import stop_if_reached
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,10 @@ class BatchWork:
     interrupted: list[str] = field(default_factory=list)
     #: expected seconds of the batch's tests when it was planned (None: unknown)
     estimated_s: float | None = None
+    task_id: int = 0
+    #: the task's -x / --maxfail (None: no limit), and why it stopped if it has
+    maxfail: int | None = None
+    stop_reason: str | None = None
 
 
 def start_attempt(
@@ -136,6 +143,9 @@ def _work(session, batch: Batch, attempt_id: int, interrupted: list[str]) -> Bat
         hardware_kinds=_common_kinds([r or {} for _, _, r, _ in pending]),
         interrupted=interrupted,
         estimated_s=batch.estimated_s,
+        task_id=task.id,
+        maxfail=maxfail_of(task.spec.get("pytest_args") or []),
+        stop_reason=task.stop_reason,
     )
 
 
@@ -477,6 +487,11 @@ class ResultWriter:
                 self.outage_error = str(exc)
                 return False
             del self.buffer[: len(group)]
+            if self.work.maxfail and any(r.outcome in FAILING_OUTCOMES for r in group):
+                try:
+                    stop_if_reached(self.db_url, self.work.task_id, self.work.maxfail)
+                except Exception:  # the results are stored; the next failure looks again
+                    logging.getLogger(__name__).exception("could not check the task's maxfail")
             for record, new in zip(group, stored, strict=True):
                 if new:
                     plugin_hooks.test_finished(

@@ -606,3 +606,47 @@ def test_a_batch_may_hand_off_twice_and_never_hands_a_test_twice(
     ran = [r.nodeid for r in records]
     assert sorted(ran + handed) == sorted(nodeids) and len(set(handed)) == len(handed)
     assert outcome.handed_off == handed and outcome.exit_codes == [0]
+
+
+def test_a_stopped_task_ends_the_child_after_its_current_test_and_runs_no_more(
+    tmp_path: Path, start_method: str
+) -> None:
+    root = write_suite(
+        tmp_path,
+        {
+            "test_many.py": """
+            import pytest
+
+            @pytest.mark.parametrize("i", range(30))
+            def test_step(i):
+                pass
+            """,
+            "test_more.py": "def test_later():\n    pass\n",
+        },
+    )
+    nodeids = [f"test_many.py::test_step[{i}]" for i in range(30)] + ["test_more.py::test_later"]
+    records: list[TestRecord] = []
+    outcome = run_pytest_batch(
+        nodeids,
+        root,
+        test_timeout=30,
+        on_record=records.append,
+        start_method=start_method,
+        # -x as the worker sees it: the task stopped once a test had a result.
+        stop=lambda: bool(records),
+    )
+    ran = [r.nodeid for r in records]
+    assert ran and len(ran) < len(nodeids)
+    assert outcome.stopped == [n for n in nodeids if n not in ran]
+    assert "test_more.py::test_later" in outcome.stopped
+    assert all(r.outcome == "passed" for r in records)
+
+
+def test_a_batch_of_a_task_stopped_before_it_began_runs_nothing(tmp_path: Path) -> None:
+    root = write_suite(tmp_path, {"test_one.py": "def test_one():\n    pass\n"})
+    records: list[TestRecord] = []
+    outcome = run_pytest_batch(
+        ["test_one.py::test_one"], root, test_timeout=30, on_record=records.append,
+        stop=lambda: True,
+    )  # fmt: skip
+    assert (records, outcome.stopped, outcome.children) == ([], ["test_one.py::test_one"], 0)

@@ -629,7 +629,7 @@ def test_a_test_task_without_paths_runs_what_pytest_runs_without_any() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["-xvs"], ["--maxfail=2"], ["--junitxml=out.xml"], ["--lf"], ["--dist", "load"]],
+    [["-svn2"], ["--pdb"], ["--junitxml=out.xml"], ["--lf"], ["--dist", "load"]],
 )
 def test_pytest_options_that_cannot_work_distributed_are_refused(args: list[str]) -> None:
     assert "dtf cannot hand" in _error({"tasks": [_task(pytest_args=args)]})
