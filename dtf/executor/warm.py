@@ -382,6 +382,7 @@ def _child_main(
     if os.getppid() != parent:  # the parent died before the death signal was armed
         return CHILD_FAILED
     _reset_signals()
+    _not_a_pool_process()
     os.chdir(rootdir)
     os.environ.clear()
     os.environ.update(env)
@@ -405,6 +406,19 @@ def _child_main(
         code = system_exit_code(exc)
     finish_like_interpreter_shutdown()
     return code
+
+
+def _not_a_pool_process() -> None:
+    """A child forked from a Celery pool process is no daemon, as a spawned interpreter is
+    not: multiprocessing refuses a daemon children (a test's Pool would fail), and the
+    pool's own children are not this process's to wait for."""
+    for name in ("multiprocessing.process", "billiard.process"):
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        current = module._current_process
+        current._config = {**current._config, "daemon": False}
+        module._children = set()
 
 
 def _reset_signals() -> None:

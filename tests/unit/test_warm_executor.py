@@ -541,3 +541,29 @@ def test_a_forked_child_registers_the_preloaded_plugins_without_warnings(tmp_pat
     )
     assert outcome.start_methods == ["fork"]
     assert [(r.outcome, r.longrepr) for r in records] == [("passed", None)]
+
+
+def test_a_child_forked_from_a_daemonic_pool_process_may_start_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    if warm.fork_unsafe_reason():
+        pytest.skip("cannot fork warm children in this process")
+    # What a Celery pool process is: multiprocessing's current process is a daemon.
+    current = multiprocessing.current_process()
+    monkeypatch.setattr(current, "_config", {**current._config, "daemon": True})
+    root = write_suite(
+        tmp_path,
+        {
+            "test_pool.py": """
+            import multiprocessing
+
+            def test_a_pool_of_its_own():
+                with multiprocessing.get_context("fork").Pool(2) as pool:
+                    assert pool.map(abs, [-1, -2]) == [1, 2]
+            """
+        },
+    )
+    records, _ = run_batch(["test_pool.py::test_a_pool_of_its_own"], root, start_method="fork")
+    assert [(r.outcome, r.longrepr) for r in records] == [("passed", None)]
