@@ -27,7 +27,13 @@ from dtf.benchmarking.summary import benchmarks_part
 from dtf.db.models import Run, TestResult
 from dtf.db.session import database_errors, get_engine, session_scope
 from dtf.errors import InfrastructureError
-from dtf.summary import FAILING_OUTCOMES, TERMINAL_RUN_STATES, RunSummary, summarize
+from dtf.summary import (
+    FAILING_OUTCOMES,
+    SUBTESTS_PASSED,
+    TERMINAL_RUN_STATES,
+    RunSummary,
+    summarize,
+)
 
 ORDER = (
     "passed", "failed", "error", "crashed", "timed_out", "out_of_memory", "infra_error",
@@ -43,7 +49,8 @@ SUMMARY_EVERY_S = 0.5
 
 def counts_line(summary: RunSummary) -> str:
     """``12 passed, 1 failed, 3 remaining`` (outcomes in a fixed order, zeros left out)."""
-    parts = [f"{summary.counts[o]} {o.replace('_', ' ')}" for o in ORDER if summary.counts.get(o)]
+    shown = (*ORDER, SUBTESTS_PASSED)
+    parts = [f"{summary.counts[o]} {o.replace('_', ' ')}" for o in shown if summary.counts.get(o)]
     remaining = summary.total - summary.finished
     if remaining and not summary.done:
         parts.append(f"{remaining} remaining")

@@ -168,6 +168,37 @@ def record_for(
     )
 
 
+def subtest_description(report: pytest.TestReport) -> str | None:
+    """A subtest report's description, ``(i=2)`` or ``[msg]``; None for any other report
+    (pytest's own subtests since 9.0, and the pytest-subtests plugin before it)."""
+    context = getattr(report, "context", None)
+    if context is None or not hasattr(context, "kwargs"):
+        return None
+    describe = getattr(report, "_sub_test_description", None)
+    return describe() if callable(describe) else "(<subtest>)"
+
+
+def subtest_record(report: pytest.TestReport, subtest: str) -> TestRecord | None:
+    """A subtest's result, each counted as pytest's JUnit XML counts it (whatever the
+    terminal's verbosity shows)."""
+    if report.passed:
+        outcome = "passed"
+    elif report.failed:
+        outcome = "failed" if report.when == "call" else "error"
+    else:
+        outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
+    return TestRecord(
+        nodeid=report.nodeid,
+        outcome=outcome,
+        when=report.when or "call",
+        duration=report.duration or 0.0,
+        longrepr=bounded(_longrepr_text(report)),
+        stdout=bounded(getattr(report, "capstdout", "") or None),
+        stderr=bounded(getattr(report, "capstderr", "") or None),
+        subtest=subtest,
+    )
+
+
 def _longrepr_text(report: pytest.TestReport | pytest.CollectReport) -> str | None:
     longrepr = report.longrepr
     if not longrepr:
@@ -210,6 +241,8 @@ class _DtfState:
         self.collect_errors: list[dict] = []
         # Phase time of each test not yet attributed to one of its records.
         self.pending_time: dict[str, float] = {}
+        #: subtest reports so far, per test (their records are numbered)
+        self.subtests: dict[str, int] = {}
         self.handoff: Path | None = Path(opts.dtf_handoff) if opts.dtf_handoff else None
         self.session: pytest.Session | None = None
 
@@ -334,6 +367,13 @@ class _DtfState:
         self.emit({"event": "start", "nodeid": nodeid})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        description = subtest_description(report)
+        if description is not None:
+            self.subtests[report.nodeid] = number = self.subtests.get(report.nodeid, 0) + 1
+            record = subtest_record(report, f"#{number} {description}")
+            if record is not None:
+                self.emit({"event": "result", **record.to_dict()})
+            return
         spent = self.pending_time.get(report.nodeid, 0.0) + (report.duration or 0.0)
         record = record_for(report, self.config, spent)
         if record is None:

@@ -12,6 +12,13 @@ from dtf.db.models import Batch, Run, RunTask, TestItem, TestResult
 from dtf.errors import EXIT_INFRASTRUCTURE, EXIT_PASSED, EXIT_TEST_FAILURES
 
 FAILING_OUTCOMES = ("failed", "error", "crashed", "timed_out", "out_of_memory")
+#: passing subtests, counted apart as pytest's summary counts them
+SUBTESTS_PASSED = "subtests passed"
+
+
+def counted_as(outcome: str, subtest: str | bool) -> str:
+    """The key a result line is counted under: its outcome, or SUBTESTS_PASSED."""
+    return SUBTESTS_PASSED if subtest and outcome == "passed" else outcome
 #: a test recovery gave up on (docs/recovery.md): the run ends as ``error``, exit 3
 INFRA_OUTCOMES = ("infra_error",)
 TERMINAL_RUN_STATES = ("passed", "failed", "error")
@@ -64,13 +71,15 @@ def summarize(session: Session, run_id: str) -> RunSummary:
     run = session.get(Run, run_id)
     if run is None:
         raise LookupError(run_id)
-    counts = dict(
-        session.execute(
-            select(TestResult.outcome, func.count())
-            .filter_by(run_id=run_id, superseded=False)
-            .group_by(TestResult.outcome)
-        ).all()
-    )
+    counts: dict[str, int] = {}
+    is_subtest = (TestResult.subtest != "").label("is_subtest")
+    for outcome, subtest, number in session.execute(
+        select(TestResult.outcome, is_subtest, func.count())
+        .where(TestResult.run_id == run_id, TestResult.superseded.is_(False))
+        .group_by(TestResult.outcome, is_subtest)
+    ):
+        key = counted_as(outcome, subtest)
+        counts[key] = counts.get(key, 0) + number
     total, finished = session.execute(
         select(func.count(), func.count(TestItem.outcome)).filter_by(run_id=run_id)
     ).one()

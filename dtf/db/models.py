@@ -164,13 +164,17 @@ class TestItem(Base):
 
 
 class TestResult(Base):
-    """A result line of a test: one per test, plus one for an error in its teardown."""
+    """A result line of a test: one per test, plus one for an error in its teardown and one
+    per subtest."""
 
     __test__ = False
     __tablename__ = "test_results"
-    # A redelivered batch cannot count a test twice: one row per (test, attempt, phase).
+    # A redelivered batch cannot count a test twice: one row per (test, attempt, phase,
+    # subtest).
     __table_args__ = (
-        UniqueConstraint("item_id", "attempt", "when", name="uq_test_results_item_attempt_when"),
+        UniqueConstraint(
+            "item_id", "attempt", "when", "subtest", name="uq_test_results_item_attempt_when"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -190,6 +194,8 @@ class TestResult(Base):
     stderr: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: a subtest's result: "#N description" (see TestRecord.subtest); "" for the test's own
+    subtest: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Worker(Base):

@@ -65,6 +65,9 @@ class TestRecord:
     stderr: str | None = None
     #: 1, then 2.. for the reruns of a failed test
     attempt: int = 1
+    #: a subtest's result (unittest's subTest, pytest's subtests): "#N description",
+    #: N counting the test's subtest reports; "" for the test's own result
+    subtest: str = ""
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

@@ -28,7 +28,7 @@ from dtf.db.models import (
     Worker,
 )
 from dtf.progress import ORDER
-from dtf.summary import FAILING_OUTCOMES, summarize
+from dtf.summary import FAILING_OUTCOMES, counted_as, summarize
 
 NOT_RUN = "not_run"
 #: Outcomes in the order reports list them; an outcome not named here comes after.
@@ -61,6 +61,8 @@ class Result:
     stderr: str | None
     worker: str | None
     attempt: int = 1
+    #: a subtest's result: "#N description"; "" for the test's own
+    subtest: str = ""
 
     @property
     def failing(self) -> bool:
@@ -294,7 +296,7 @@ def load_report(session: Session, run_id: str) -> RunReport:
     counts: dict[str, int] = defaultdict(int)
     for test in tests:
         for result in test.results:
-            counts[result.outcome] += 1
+            counts[counted_as(result.outcome, result.subtest)] += 1
     return RunReport(
         run_id=run_id,
         name=run.name,
@@ -391,6 +393,7 @@ def _result(row: dict[str, Any]) -> Result:
         stderr=row["stderr"],
         worker=row["worker"],
         attempt=row.get("attempt") or 1,
+        subtest=row.get("subtest") or "",
     )
 
 

@@ -61,6 +61,9 @@ class BatchWork:
     #: the task's -x / --maxfail (None: no limit), and why it stopped if it has
     maxfail: int | None = None
     stop_reason: str | None = None
+    #: tests of this batch with a failing subtest: their own passing result does not make
+    #: them pass (filled while the batch runs)
+    failing_subtests: set[str] = field(default_factory=set)
 
 
 def start_attempt(
@@ -188,6 +191,7 @@ def result_values(
         "stderr": record.stderr,
         "worker": worker,
         "attempt": record.attempt,
+        "subtest": record.subtest,
     }
 
 
@@ -241,11 +245,18 @@ def _add_results(session, work: BatchWork, records: list[TestRecord], worker: st
             )
         if record.outcome == "flaky" and work.suite:
             _count_flaky(session, work.suite, record.nodeid, work.run_id)
-    outcomes = {
-        work.items[r.nodeid]: {"outcome": r.outcome, "duration": r.duration}
-        for r in records
-        if r.when != "teardown"
-    }  # the last record of an item wins, as it would one statement at a time
+    outcomes = {}
+    for r in records:  # the last record of an item wins, as it would one statement at a time
+        if r.subtest:
+            if r.outcome not in FAILING_OUTCOMES:
+                continue  # a passing subtest says nothing of the test as a whole
+            work.failing_subtests.add(r.nodeid)
+        if r.when == "teardown":
+            continue
+        outcome = r.outcome
+        if r.nodeid in work.failing_subtests and outcome not in FAILING_OUTCOMES:
+            outcome = "failed"
+        outcomes[work.items[r.nodeid]] = {"outcome": outcome, "duration": r.duration}
     if outcomes:
         session.execute(
             update(TestItem), [{"id": item_id, **values} for item_id, values in outcomes.items()]

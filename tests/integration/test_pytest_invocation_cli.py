@@ -119,3 +119,49 @@ def test_bad_input_is_one_line_and_exit_2(project, env, tmp_path, args, message)
     assert "Traceback" not in proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+SUBTESTS = '''
+import unittest
+
+
+class T(unittest.TestCase):
+    def test_sub(self):
+        for i in range(3):
+            with self.subTest(i=i):
+                self.assertLess(i, 5)
+
+    def test_subfail(self):
+        for i in range(3):
+            with self.subTest(i=i):
+                self.assertLess(i, 2)
+
+
+def test_fixture(subtests):
+    for i in range(3):
+        with subtests.test(msg="step", i=i):
+            assert i != 1
+
+
+def test_plain():
+    pass
+'''
+
+
+def junit_totals(path: Path) -> dict[str, int]:
+    xml = JUnitXml.fromfile(str(path))
+    return {key: sum(getattr(s, key) for s in xml) for key in ("tests", "failures", "errors")}
+
+
+def test_subtests_count_as_pytest_counts_them(env, tmp_path):
+    root = tmp_path / "subtests"
+    root.mkdir()
+    (root / "test_subtests.py").write_text(SUBTESTS)
+    proc = run_dtf("run", "--workers", "1", "--junit-xml", "dtf.xml", env=env, cwd=root)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    pytest_counts(f"--junitxml={tmp_path / 'plain.xml'}", cwd=root)
+    assert junit_totals(root / "dtf.xml") == junit_totals(tmp_path / "plain.xml")
+    assert junit_cases(root / "dtf.xml") == junit_cases(tmp_path / "plain.xml")
+    # pytest -q's closing line: 3 failed, 4 passed, 7 subtests passed
+    status = json.loads(run_dtf("status", "--json", env=env, cwd=root).stdout)
+    assert status["counts"] == pytest_counts(cwd=root) | {"subtests passed": 7}

@@ -615,11 +615,15 @@ def test_a_stopped_task_ends_the_child_after_its_current_test_and_runs_no_more(
         tmp_path,
         {
             "test_many.py": """
+            import os, time
             import pytest
 
             @pytest.mark.parametrize("i", range(30))
             def test_step(i):
-                pass
+                # Later tests wait for the stop, so that it comes while one runs.
+                deadline = time.monotonic() + 30
+                while i and not os.path.exists("stopped") and time.monotonic() < deadline:
+                    time.sleep(0.01)
             """,
             "test_more.py": "def test_later():\n    pass\n",
         },
@@ -633,7 +637,7 @@ def test_a_stopped_task_ends_the_child_after_its_current_test_and_runs_no_more(
         on_record=records.append,
         start_method=start_method,
         # -x as the worker sees it: the task stopped once a test had a result.
-        stop=lambda: bool(records),
+        stop=lambda: bool(records) and (root / "stopped").touch() is None,
     )
     ran = [r.nodeid for r in records]
     assert ran and len(ran) < len(nodeids)
