@@ -10,7 +10,10 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 import redis
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
+from dtf.db.models import Base
 from tests.support.processes import WorkerProcess
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -119,3 +122,21 @@ def start_worker(tmp_path) -> Iterator:
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    """A session on an empty in-memory SQLite database with dtf's tables."""
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        yield session
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A new, empty database of each kind dtf supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'dtf.sqlite'}"
+    return request.getfixturevalue("postgres_url")

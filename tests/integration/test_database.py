@@ -11,13 +11,6 @@ from tests.support.processes import clean_env, run_dtf
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'dtf.sqlite'}"
-    return request.getfixturevalue("postgres_url")
-
-
 def test_migrations_create_every_table_of_the_models(database_url):
     assert current_revision(database_url) is None
     assert upgrade(database_url) == head_revision()

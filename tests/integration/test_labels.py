@@ -125,13 +125,6 @@ def test_labels_are_stored_shown_selected_and_given_to_plugins(tmp_path, cluster
         assert seen == {run_id: stored[run_id] for run_id in runs.values()}, hook
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'dtf.sqlite'}"
-    return request.getfixturevalue("postgres_url")
-
-
 def test_the_migration_copies_the_labels_of_runs_stored_before_it(database_url):
     from alembic import command
 

@@ -10,10 +10,9 @@ import click
 import pytest
 from click.testing import CliRunner
 from lxml import etree
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from dtf.db.models import Base, Run
+from dtf.db.models import Run
 from dtf.errors import BadInput
 from dtf.labels import (
     carries,
@@ -127,15 +126,6 @@ def test_a_bad_label_in_a_task_file_is_refused_in_one_line(labels, says):
 
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def session():
-    engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        yield session
-    engine.dispose()
 
 
 def _runs(session: Session, *labelled: tuple[str, dict[str, str]]) -> None:

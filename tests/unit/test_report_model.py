@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from dtf.db.models import Attempt, Base, Batch, Run, RunTask, TestItem, TestResult
+from dtf.db.models import Attempt, Batch, Run, RunTask, TestItem, TestResult
 from dtf.reporting.model import NOT_RUN, _tests, load_report
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -62,14 +61,6 @@ def store_sample_run(session: Session, *, status: str = "failed") -> None:
                        worker="w1@a")
         )  # fmt: skip
     session.commit()
-
-
-@pytest.fixture
-def session():
-    engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        yield session
 
 
 def test_one_entry_per_test_id_with_its_outcome_hardware_and_worker(session):
