@@ -225,9 +225,11 @@ def test_an_xdist_n_in_the_projects_addopts_does_not_start_xdist_in_a_batch(
 ) -> None:
     pytest.importorskip("xdist")
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -n 2\n")
+    # An xdist worker's config has workerinput (the environment may say otherwise: this
+    # suite itself may run under xdist).
     (tmp_path / "test_worker.py").write_text(
-        "import os\n\ndef test_not_in_an_xdist_worker():\n"
-        "    assert 'PYTEST_XDIST_WORKER' not in os.environ\n"
+        "def test_not_in_an_xdist_worker(request):\n"
+        "    assert not hasattr(request.config, 'workerinput')\n"
     )
     collection = collect([], tmp_path)
     records: list[TestRecord] = []
