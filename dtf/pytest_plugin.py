@@ -178,7 +178,7 @@ def subtest_description(report: pytest.TestReport) -> str | None:
     return describe() if callable(describe) else "(<subtest>)"
 
 
-def subtest_record(report: pytest.TestReport, subtest: str) -> TestRecord | None:
+def subtest_record(report: pytest.TestReport, subtest: str) -> TestRecord:
     """A subtest's result, each counted as pytest's JUnit XML counts it (whatever the
     terminal's verbosity shows)."""
     if report.passed:
@@ -371,8 +371,7 @@ class _DtfState:
         if description is not None:
             self.subtests[report.nodeid] = number = self.subtests.get(report.nodeid, 0) + 1
             record = subtest_record(report, f"#{number} {description}")
-            if record is not None:
-                self.emit({"event": "result", **record.to_dict()})
+            self.emit({"event": "result", **record.to_dict()})
             return
         spent = self.pending_time.get(report.nodeid, 0.0) + (report.duration or 0.0)
         record = record_for(report, self.config, spent)
