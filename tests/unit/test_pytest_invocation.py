@@ -249,3 +249,25 @@ def test_an_xdist_n_in_the_projects_addopts_does_not_start_xdist_in_a_batch(
 def test_a_pyargs_name_that_does_not_import_is_pytests_one_line(tmp_path: Path) -> None:
     with pytest.raises(CollectionFailed, match="module or package not found: no_such_pkg_xyz"):
         collect(["no_such_pkg_xyz"], tmp_path, extra_args=["--pyargs"])
+
+
+def test_setup_cfg_testpaths_and_python_files_are_pytests_choice(tmp_path: Path) -> None:
+    project = tmp_path / "cfgproj"
+    files = {
+        "setup.cfg": "[tool:pytest]\ntestpaths = checks\npython_files = check_*.py\n",
+        "checks/check_one.py": "def test_one():\n    pass\n\ndef test_two():\n    assert 0\n",
+        "checks/deeper/check_two.py": "def test_three():\n    pass\n",
+        "checks/test_not_named_so.py": "def test_never():\n    pass\n",
+    }
+    for name, body in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(body)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    (tmp_path / "nodeid_recorder.py").write_text(RECORDER)
+    expected = plain_pytest([], project, env)
+    assert set(expected) == {
+        "checks/check_one.py::test_one",
+        "checks/check_one.py::test_two",
+        "checks/deeper/check_two.py::test_three",
+    }
+    assert dtf_pytest([], [], project, env) == expected
