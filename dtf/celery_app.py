@@ -11,7 +11,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from dtf import embedded_broker
-from dtf.config import CONTROL_QUEUE, QUEUE_MAX_PRIORITY, worker_queue
+from dtf.config import CONTROL_QUEUE, QUEUE_MAX_PRIORITY, pin_home, worker_queue
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ def check_queues(app: Celery, names: Iterable[str]) -> None:
 
 @signals.celeryd_init.connect
 def _load_worker_setup(sender=None, instance=None, **kwargs) -> None:
+    # A worker serves the project it started in: its home is found once (.dtf/ as git
+    # finds .git, from its working directory), not again by every task.
+    pin_home()
     # Only in `celery worker` processes: detection, registry and health checks
     # live in workers/, found by entry point so dtf never imports it.
     for entry in entry_points(group=WORKER_SETUP_GROUP):

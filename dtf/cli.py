@@ -16,7 +16,7 @@ from dtf.cli_flaky import flaky
 from dtf.cli_logs import logs, verbose_option, verbose_requested
 from dtf.cli_recovery import recovery as recovery_command
 from dtf.cli_report import report, report_option, results, write_run_reports
-from dtf.config import Settings, load_settings, redact
+from dtf.config import Settings, load_settings, make_home, redact
 from dtf.errors import (
     EXIT_BAD_INPUT,
     EXIT_INFRASTRUCTURE,
@@ -110,8 +110,7 @@ def _prepare(settings: Settings) -> None:
     from dtf.db.schema import ensure_schema
 
     if settings.embedded or settings.database_url.startswith("sqlite"):
-        for folder in settings.folders():
-            folder.mkdir(parents=True, exist_ok=True)
+        settings.make_folders()
     ensure_schema(settings.database_url, create=settings.database_url.startswith("sqlite"))
 
 
@@ -496,7 +495,7 @@ def init_db() -> None:
 
     settings = load_settings()
     if settings.database_url.startswith("sqlite"):
-        settings.home.mkdir(parents=True, exist_ok=True)
+        make_home(settings.home)
     revision = upgrade(settings.database_url)
     stdout.print(
         f"database {redact(settings.database_url)} is at revision {revision}", markup=False

@@ -59,8 +59,11 @@ _SERVER_FDS: list[int] = []
 
 
 def project_home(env: Mapping[str, str], cwd: str) -> Path:
-    """``$DTF_HOME``, else ``.dtf`` in ``cwd``: where :func:`dtf.config.load_settings` looks."""
-    return Path(env.get("DTF_HOME") or Path(cwd) / ".dtf").resolve()
+    """``$DTF_HOME``, else the ``.dtf`` found from ``cwd`` as git finds ``.git``: where
+    :func:`dtf.config.load_settings` looks."""
+    from dtf.config import home_of
+
+    return home_of(env, cwd)
 
 
 def server_key(env: Mapping[str, str]) -> str:

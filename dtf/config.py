@@ -1,12 +1,14 @@
 """Settings from the environment, with an embedded default that needs no server.
 
-With nothing configured, dtf keeps everything under ``.dtf/`` in the current
-directory (or ``DTF_HOME``): kombu's filesystem transport as the broker,
-Celery's filesystem result backend, and a SQLite database.
+With nothing configured, dtf keeps everything under ``.dtf/`` (or ``DTF_HOME``):
+kombu's filesystem transport as the broker, Celery's filesystem result backend,
+and a SQLite database. ``.dtf/`` is found the way git finds ``.git`` (see
+:func:`find_home`), so every dtf command typed anywhere in a project shares it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -50,6 +52,72 @@ def message_priority(priority: int, broker_url: str | None) -> int:
 #: acknowledged is handed out again only after this long (Redis, SQS).
 VISIBILITY_TIMEOUT_S = 12 * 3600
 
+HOME_NAME = ".dtf"
+#: What marks a project's root directory, as pytest and git tools look for it.
+PROJECT_MARKERS = (".git", "pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini")
+#: The home a ``celery worker`` process found when it started (see :func:`pin_home`).
+_pinned_home: Path | None = None
+
+
+def _upwards(start: Path) -> list[Path]:
+    start = start.resolve()
+    return [start, *start.parents]
+
+
+def project_root(start: Path | str | None = None) -> Path | None:
+    """The nearest directory at or above ``start`` (default: the current directory) that
+    holds ``.git``, ``pyproject.toml``, ``setup.cfg``, ``pytest.ini`` or ``tox.ini``."""
+    for folder in _upwards(Path(start) if start is not None else Path.cwd()):
+        if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+            return folder
+    return None
+
+
+def find_home(start: Path | str | None = None) -> Path:
+    """Where the embedded default lives when ``DTF_HOME`` is not set, found as git finds
+    ``.git``: the nearest ``.dtf/`` at or above ``start`` (default: the current
+    directory); else ``.dtf/`` in the project root (:func:`project_root`); else in
+    ``start``. The same for every dtf process started anywhere in the project."""
+    start = Path(start) if start is not None else Path.cwd()
+    folders = _upwards(start)
+    for folder in folders:
+        if (folder / HOME_NAME).is_dir():
+            return folder / HOME_NAME
+    return (project_root(start) or folders[0]) / HOME_NAME
+
+
+def home_of(env: Mapping[str, str], cwd: Path | str | None = None) -> Path:
+    """``DTF_HOME`` when set, else :func:`find_home` from ``cwd``."""
+    if env.get("DTF_HOME"):
+        return Path(env["DTF_HOME"]).resolve()
+    return find_home(cwd)
+
+
+def pin_home() -> Path:
+    """Keep this process's home for good (a worker, whose tasks read the settings again
+    and again, serves the project it started in whatever is created later)."""
+    global _pinned_home
+    _pinned_home = load_settings().home
+    return _pinned_home
+
+
+def project_dirs(start: Path | str | None = None) -> list[Path]:
+    """Where a project's own modules (plugins) are: ``start`` (default: the current
+    directory), the folder that holds its ``.dtf/``, and its project root."""
+    start = (Path(start) if start is not None else Path.cwd()).resolve()
+    dirs = [start, find_home(start).parent, project_root(start)]
+    return list(dict.fromkeys(d for d in dirs if d is not None))
+
+
+def make_home(home: Path) -> None:
+    """Create ``home`` with a ``.gitignore`` of ``*``, so that it never shows in ``git
+    status`` (written when missing, also into a home an older dtf made)."""
+    home.mkdir(parents=True, exist_ok=True)
+    ignore = home / ".gitignore"
+    if not ignore.exists():
+        with contextlib.suppress(OSError):  # a read-only home still serves
+            ignore.write_text("# made by dtf: nothing here belongs in version control\n*\n")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -80,11 +148,17 @@ class Settings:
         )
         return [self.home, self.home / "logs", *broker, *results]
 
+    def make_folders(self) -> None:
+        """Create :meth:`folders`, the home with its ``.gitignore`` first."""
+        make_home(self.home)
+        for folder in self.folders():
+            folder.mkdir(parents=True, exist_ok=True)
+
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read ``DTF_HOME``, ``DTF_BROKER_URL``, ``DTF_RESULT_BACKEND`` and ``DTF_DATABASE_URL``."""
     env = os.environ if env is None else env
-    home = Path(env.get("DTF_HOME") or Path.cwd() / ".dtf").resolve()
+    home = _pinned_home if _pinned_home is not None and not env.get("DTF_HOME") else home_of(env)
     broker_url = env.get("DTF_BROKER_URL") or "filesystem://"
     database_url = with_installed_driver(
         env.get("DTF_DATABASE_URL") or f"sqlite:///{home / 'dtf.sqlite'}"

@@ -117,7 +117,13 @@ def run_finished(db_url: str, summary) -> None:
     """``dtf_run_finished`` with the run and its summary (the CLI saw it finish).
 
     The run's task-file ``plugins`` are loaded first: ``dtf wait RUN`` is not given
-    the task file, and a plugin ``dtf run`` already loaded is not loaded twice."""
+    the task file, and a plugin ``dtf run`` already loaded is not loaded twice. What
+    worker-side hooks printed for the run on the embedded default is printed first
+    (see :mod:`dtf.plugins.output`)."""
+    from dtf.config import load_settings
+    from dtf.plugins.output import print_kept
+
+    print_kept(load_settings().home, summary.run_id)
     with session_scope(db_url) as session:
         stored = session.get(Run, summary.run_id)
         plugins = list((stored.spec or {}).get("plugins") or []) if stored is not None else []

@@ -5,6 +5,9 @@ objects), so a plugin can log, post or store it as is. Each hook says which
 process fires it: the *coordinator* is the ``dtf`` CLI process that submits a
 run and waits for it (``dtf run``, ``dtf submit``, ``dtf wait``); the *worker*
 is the ``celery -A dtf worker`` process (or its pool child) doing the work.
+What a coordinator hook prints goes to the terminal of the ``dtf`` command; what a
+worker hook prints goes to the worker's log and, on the embedded default, is also
+printed by the ``dtf`` that waits for the run (:mod:`dtf.plugins.output`).
 
 Payloads (keys a plugin can rely on; more may be added):
 

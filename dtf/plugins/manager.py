@@ -6,6 +6,12 @@ Plugins come from three places, in this order:
 2. ``DTF_PLUGINS=module[:attr],...`` in the environment;
 3. the ``plugins:`` list of a task file (loaded by the CLI that submits it).
 
+A module that is not importable from ``sys.path`` is looked for in the project's
+directory too (the current directory, the folder holding ``.dtf/``, the project
+root: :func:`dtf.config.project_dirs`), added at the end of ``sys.path`` so that
+a project never shadows an installed module. A target that failed to load is not
+tried again in the same process: one warning, not one per place that names it.
+
 A plugin is a module, a class (instantiated without arguments) or an object
 whose hook functions carry ``@hookimpl`` and which declares its kind in a
 ``dtf_plugin_kind`` attribute (one of :data:`KINDS`).
@@ -21,12 +27,15 @@ result. Hook wrappers (``hookwrapper``/``wrapper``) are not supported.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import logging
 import os
 import re
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -92,6 +101,10 @@ class PluginLoadError(Exception):
 _lock = threading.RLock()
 _manager: pluggy.PluginManager | None = None
 _infos: dict[str, PluginInfo] = {}
+#: Where what a hook implementation prints goes, in a process that sets it (a worker:
+#: see :mod:`dtf.plugins.worker`): ``sink(plugin, run_id, stdout, stderr)``. None: it
+#: is printed where the process prints (the coordinator: the user's terminal).
+output_sink: Callable[[str, str | None, str, str], None] | None = None
 
 
 def plugin_manager() -> pluggy.PluginManager:
@@ -138,9 +151,19 @@ def load_plugins(targets: Iterable[str], source: str) -> list[PluginInfo]:
     loaded = []
     for target in targets:
         target = target.strip()
-        if target:
-            loaded.append(_load(target, name=None, source=source, load=lambda t=target: _import(t)))
+        if not target:
+            continue
+        failed = _failed(target)
+        if failed is not None:  # warned once already (e.g. dtf run, then its run's end)
+            loaded.append(failed)
+            continue
+        loaded.append(_load(target, name=None, source=source, load=lambda t=target: _import(t)))
     return loaded
+
+
+def _failed(target: str) -> PluginInfo | None:
+    with _lock:
+        return next((i for i in _infos.values() if i.target == target and i.error), None)
 
 
 def register(
@@ -189,7 +212,7 @@ def fire(hook_name: str, **kwargs: Any) -> list[Any]:
         if impl.hookwrapper or impl.wrapper or _is_disabled(impl.plugin_name, run_id):
             continue
         try:
-            result = impl.function(*[kwargs.get(arg) for arg in impl.argnames])
+            result = _call(impl, kwargs, run_id)
         except Exception as exc:
             _disable(impl.plugin_name, run_id, hook_name, exc)
             continue
@@ -198,6 +221,24 @@ def fire(hook_name: str, **kwargs: Any) -> list[Any]:
             if first_only:
                 break
     return results
+
+
+def _call(impl, kwargs: dict[str, Any], run_id: str | None) -> Any:
+    """One implementation's call; what it prints goes to :data:`output_sink` when set."""
+    sink = output_sink
+    if sink is None:
+        return impl.function(*[kwargs.get(arg) for arg in impl.argnames])
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            return impl.function(*[kwargs.get(arg) for arg in impl.argnames])
+    finally:
+        if out.tell() or err.tell():
+            try:
+                sink(impl.plugin_name, run_id, out.getvalue(), err.getvalue())
+            except Exception as exc:  # never let the output break the caller
+                logger.warning("dtf: could not keep what plugin %s printed: %s",
+                               impl.plugin_name, exc)  # fmt: skip
 
 
 def plugin_error_line(hook_name: str, exc: BaseException) -> str:
@@ -228,7 +269,7 @@ def _env_targets() -> list[str]:
 def _import(target: str) -> object:
     module_name, _, attr = target.partition(":")
     try:
-        obj: object = importlib.import_module(module_name)
+        obj: object = _import_module(module_name)
     except ImportError as exc:
         raise PluginLoadError(f"cannot import {module_name}: {exc}") from exc
     for part in filter(None, attr.split(".")):
@@ -237,6 +278,35 @@ def _import(target: str) -> object:
         except AttributeError:
             raise PluginLoadError(f"{module_name} has no attribute {attr!r}") from None
     return _instantiate(obj)
+
+
+def _import_module(name: str) -> object:
+    """``name`` from ``sys.path``, else from the project's directories (appended)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        top = name.partition(".")[0]
+        if exc.name not in (name, top):
+            raise  # the module is there; something it imports is not
+        from dtf.config import project_dirs
+
+        try:
+            dirs = [str(d) for d in project_dirs()]
+        except OSError:  # the current directory is gone
+            raise exc from None
+        added = [d for d in dirs if d not in sys.path]
+        if added:
+            sys.path.extend(added)
+            importlib.invalidate_caches()
+            try:
+                return importlib.import_module(name)
+            except ModuleNotFoundError as again:
+                if again.name not in (name, top):
+                    raise
+                exc = again
+        raise ModuleNotFoundError(
+            f"{exc} (looked on sys.path and in the project: {', '.join(dirs)})", name=exc.name
+        ) from None
 
 
 def _instantiate(obj: object) -> object:
@@ -269,7 +339,7 @@ def _load(target: str, *, name: str | None, source: str, load) -> PluginInfo:
         except Exception as exc:
             info.error = " ".join(str(exc).split())[:300] or type(exc).__name__
             logger.warning("dtf: plugin %s (%s) not loaded: %s", info.name, source, info.error)
-            # A failed plugin is listed under its target so that a retry can succeed.
+            # A failed plugin is listed under its target (load_plugins tries it only once).
             info.name = name or target
         _infos[info.name] = info
         return info

@@ -37,7 +37,12 @@ _running: dict[str, dict[str, Any]] = {}
 
 
 def setup(app: Celery) -> None:
-    """Connect the task signals (called once per worker through ``dtf.worker``)."""
+    """Connect the task signals and keep what hooks print (called once per worker through
+    ``dtf.worker``)."""
+    from dtf.plugins import manager, output
+
+    # What a hook prints in a worker also reaches the dtf that waits for the run (output.py).
+    manager.output_sink = output.keeper(load_settings())
     signals.task_prerun.connect(_on_prerun, weak=False, dispatch_uid="dtf-plugins-prerun")
     signals.task_postrun.connect(_on_postrun, weak=False, dispatch_uid="dtf-plugins-postrun")
     signals.task_revoked.connect(_on_revoked, weak=False, dispatch_uid="dtf-plugins-revoked")

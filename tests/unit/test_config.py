@@ -1,6 +1,14 @@
 from pathlib import Path
 
-from dtf.config import load_settings, message_priority, redact
+from dtf.config import (
+    find_home,
+    load_settings,
+    make_home,
+    message_priority,
+    project_dirs,
+    project_root,
+    redact,
+)
 
 
 def test_nothing_configured_is_the_embedded_default(tmp_path):
@@ -15,8 +23,53 @@ def test_nothing_configured_is_the_embedded_default(tmp_path):
 
 
 def test_home_defaults_to_dot_dtf_in_the_current_directory(tmp_path, monkeypatch):
+    # No .dtf/ and no project marker above tmp_path: the current directory.
+    assert project_root(tmp_path) is None
     monkeypatch.chdir(tmp_path)
     assert load_settings({}).home == tmp_path.resolve() / ".dtf"
+
+
+def test_home_is_found_as_git_finds_dot_git(tmp_path, monkeypatch):
+    root = tmp_path.resolve() / "project"
+    deep = root / "src" / "pkg" / "tests"
+    deep.mkdir(parents=True)
+    # No .dtf yet: the project root, the nearest folder with a marker.
+    for marker in (".git", "pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini"):
+        made = root / marker
+        made.mkdir() if marker == ".git" else made.write_text("")
+        assert project_root(deep) == root
+        assert find_home(deep) == root / ".dtf"
+        made.rmdir() if marker == ".git" else made.unlink()
+    (root / "pyproject.toml").write_text("")
+    (root / "src" / "setup.cfg").write_text("")  # a nearer marker wins while no .dtf exists
+    assert find_home(deep) == root / "src" / ".dtf"
+    # An existing .dtf/ wins over any marker, the nearest one first.
+    (root / ".dtf").mkdir()
+    assert find_home(deep) == root / ".dtf"
+    (root / "src" / "pkg" / ".dtf").mkdir()
+    assert find_home(deep) == root / "src" / "pkg" / ".dtf"
+    assert find_home(root / "src") == root / ".dtf"
+    # load_settings looks from the current directory; DTF_HOME still wins.
+    monkeypatch.chdir(deep)
+    assert load_settings({}).home == root / "src" / "pkg" / ".dtf"
+    assert (
+        load_settings({}).database_url
+        == f"sqlite:///{root / 'src' / 'pkg' / '.dtf' / 'dtf.sqlite'}"
+    )
+    assert load_settings({"DTF_HOME": str(tmp_path / "h")}).home == tmp_path.resolve() / "h"
+    # Plugins are looked for here, beside the nearest .dtf/, and in the project root.
+    assert project_dirs(deep) == [deep, root / "src" / "pkg", root / "src"]
+
+
+def test_the_home_dtf_makes_ignores_itself(tmp_path):
+    settings = load_settings({"DTF_HOME": str(tmp_path / ".dtf")})
+    settings.make_folders()
+    ignore = tmp_path / ".dtf" / ".gitignore"
+    assert ignore.read_text().splitlines()[-1] == "*"
+    assert all(folder.is_dir() for folder in settings.folders())
+    ignore.write_text("mine\n")  # never overwritten
+    make_home(tmp_path / ".dtf")
+    assert ignore.read_text() == "mine\n"
 
 
 def test_a_redis_broker_is_also_the_result_backend_unless_told_otherwise():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import textwrap
 from types import SimpleNamespace
 
@@ -436,3 +437,77 @@ def test_tasks_are_created_assigned_or_cancelled_with_what_the_database_holds(da
     )
     assert [e for e, _ in seen[3:]] == ["assigned"] * 3 + ["cancelled"] * 3
     assert {t["status"] for e, t in seen if e == "cancelled"} == {"cancelled"}
+
+
+def test_a_plugin_in_the_project_directory_loads_without_pythonpath(monkeypatch, tmp_path):
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")
+    write_module(project, "project_dir_plugin", PLUGIN_MODULE)
+    monkeypatch.chdir(project / "tests")  # typed below the project root
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
+    monkeypatch.setenv("DTF_PLUGINS", "project_dir_plugin")
+
+    assert fire("dtf_task_created", task={"id": "b1"}) == ["module"]
+    # Appended: an installed module of the same name would still win.
+    assert sys.path[-2:] == [str((project / "tests").resolve()), str(project.resolve())]
+
+
+def test_a_plugin_that_fails_to_load_is_tried_and_reported_once(monkeypatch, tmp_path, caplog):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DTF_PLUGINS", "missing_everywhere")
+    caplog.set_level(logging.WARNING, logger="dtf.plugins")
+
+    dtf_plugins.plugin_manager()
+    dtf_plugins.load_plugins(["missing_everywhere", "missing_everywhere"], source="task file")
+    dtf_plugins.load_plugins(["missing_everywhere"], source="task file")
+
+    warnings = [r.getMessage() for r in caplog.records if "not loaded" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "cannot import missing_everywhere" in warnings[0]
+    assert f"looked on sys.path and in the project: {tmp_path.resolve()}" in warnings[0]
+
+
+def test_a_module_whose_own_import_fails_says_what_it_misses(monkeypatch, tmp_path):
+    write_module(tmp_path, "needs_more", "import not_installed_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    (info,) = dtf_plugins.load_plugins(["needs_more"], source="DTF_PLUGINS")
+
+    assert info.error == "cannot import needs_more: No module named 'not_installed_anywhere'"
+
+
+class Printer:
+    dtf_plugin_kind = "monitoring"
+
+    @hookimpl
+    def dtf_test_finished(self, result):
+        print(f"seen {result['nodeid']}")
+
+    @hookimpl
+    def dtf_worker_registered(self, worker):
+        print("registered", file=sys.stderr)
+
+
+def test_what_a_worker_side_hook_prints_is_kept_for_the_run_and_printed_once(
+    monkeypatch, tmp_path, capsys
+):
+    from dtf.config import load_settings
+    from dtf.plugins import manager, output
+
+    settings = load_settings({"DTF_HOME": str(tmp_path / "home")})
+    monkeypatch.setattr(manager, "output_sink", output.keeper(settings))
+    register(Printer(), name="printer")
+
+    fire("dtf_test_finished", result={"run_id": "r1", "nodeid": "t.py::a"})
+    fire("dtf_test_finished", result={"run_id": "r1", "nodeid": "t.py::b"})
+    fire("dtf_worker_registered", worker={"hostname": "w"})  # no run: the worker log only
+
+    logged = capsys.readouterr()  # the worker's own streams (its log) still get it
+    assert logged.out == "seen t.py::a\nseen t.py::b\n"
+    assert logged.err == "registered\n"
+    output.print_kept(settings.home, "r1")
+    assert capsys.readouterr().out == "seen t.py::a\nseen t.py::b\n"
+    assert not output.output_file(settings.home, "r1").exists()
+    output.print_kept(settings.home, "r1")  # nothing left: nothing printed
+    assert capsys.readouterr().out == ""
