@@ -239,6 +239,7 @@ def run(selection, wait, workers, junit_xml, reports, wait_for_workers) -> None:
     )
     summary = None
     sent_nothing = False
+    interrupted = False
     try:
         if local:
             local.start()  # they start and register while the tests are collected
@@ -246,22 +247,31 @@ def run(selection, wait, workers, junit_xml, reports, wait_for_workers) -> None:
         if not wait:
             stdout.print(run_id)
             return
-        summary = _wait(settings, run_id, local)
+        try:
+            summary = _wait(settings, run_id, local)
+        except KeyboardInterrupt:
+            # The run this command started is cancelled; a second Ctrl-C leaves at once.
+            stderr.print(f"dtf: cancelling run {run_id} (Ctrl-C again to leave at once)")
+            _cancel(settings, run_id, "cancelled with Ctrl-C on dtf run")
+            summary = _wait(settings, run_id, local)
+            interrupted = True
     except BadInput:
         sent_nothing = True  # refused while planning: the workers hold nothing of this run
         raise
     finally:
         if local:
             local.finish(clean=summary is not None or sent_nothing)
-    _finish(settings, summary, junit_xml, reports)
+    _finish(settings, summary, junit_xml, reports, exit_code=130 if interrupted else None)
 
 
-def _finish(settings: Settings, summary, junit_xml: str | None, reports=()) -> None:
+def _finish(
+    settings: Settings, summary, junit_xml: str | None, reports=(), exit_code: int | None = None
+) -> None:
     targets = [*reports, *([("junit", junit_xml)] if junit_xml else [])]
     write_run_reports(settings.database_url, summary.run_id, targets)
     _plugin_hooks().run_finished(settings.database_url, summary)
     _print_summary(settings, summary)
-    sys.exit(summary.exit_code)
+    sys.exit(summary.exit_code if exit_code is None else exit_code)
 
 
 @cli.command(cls=PytestArgsCommand)
@@ -404,7 +414,9 @@ def _plugin_outcomes():
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @report_option
 def wait(run_id, junit_xml, reports) -> None:
-    """Wait for a submitted run to finish and exit with its verdict (0/1/3)."""
+    """Wait for a submitted run to finish and exit with its verdict (0/1/3/4).
+
+    Ctrl-C only stops waiting: the run goes on (`dtf cancel RUN` stops it)."""
     from dtf.db.session import session_scope
 
     settings = load_settings()
@@ -412,7 +424,39 @@ def wait(run_id, junit_xml, reports) -> None:
     with session_scope(settings.database_url) as session:
         run_id = _resolve_run(session, run_id)
     _plugin_hooks().coordinator_started(settings, "wait")
-    _finish(settings, _wait(settings, run_id, None), junit_xml, reports)
+    try:
+        summary = _wait(settings, run_id, None)
+    except KeyboardInterrupt:
+        stderr.print(f"dtf: stopped waiting; run {run_id} goes on (dtf cancel {run_id} stops it)")
+        exit_now(130)
+    _finish(settings, summary, junit_xml, reports)
+
+
+@cli.command()
+@click.argument("run_id")
+def cancel(run_id) -> None:
+    """Cancel a run everywhere: queued batches run nothing, running ones end their pytest
+    children; results already stored stay. The run ends `cancelled` (exit 4 for
+    `dtf wait`)."""
+    from dtf.db.session import session_scope
+
+    settings = load_settings()
+    _prepare_read(settings)
+    with session_scope(settings.database_url) as session:
+        run_id = _resolve_run(session, run_id)
+    status, _ = _cancel(settings, run_id, "cancelled with dtf cancel")
+    stdout.print(f"run {run_id}: {status}", markup=False)
+
+
+def _cancel(settings: Settings, run_id: str, reason: str) -> tuple[str, bool]:
+    from dtf.tasks.stopping import cancel_run
+
+    status, ends_now = cancel_run(settings.database_url, run_id, reason)
+    if status == "cancelling":
+        status = "cancelling: its running batches are ending their pytest children"
+    elif not ends_now and status != "cancelled":
+        status = f"already {status}, nothing to cancel"
+    return status, ends_now
 
 
 @cli.command()

@@ -11,6 +11,8 @@ EXIT_PASSED = 0
 EXIT_TEST_FAILURES = 1
 EXIT_BAD_INPUT = 2
 EXIT_INFRASTRUCTURE = 3
+#: the run was cancelled (dtf cancel); Ctrl-C on the dtf run that started it exits 130
+EXIT_CANCELLED = 4
 
 
 class DtfError(Exception):

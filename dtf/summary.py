@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from dtf.benchmarking.summary import BenchmarkProgress, benchmark_progress
 from dtf.db.models import Batch, Run, RunTask, TestItem, TestResult
-from dtf.errors import EXIT_INFRASTRUCTURE, EXIT_PASSED, EXIT_TEST_FAILURES
+from dtf.errors import EXIT_CANCELLED, EXIT_INFRASTRUCTURE, EXIT_PASSED, EXIT_TEST_FAILURES
 
 FAILING_OUTCOMES = ("failed", "error", "crashed", "timed_out", "out_of_memory")
 #: passing subtests, counted apart as pytest's summary counts them
@@ -21,7 +21,7 @@ def counted_as(outcome: str, subtest: str | bool) -> str:
     return SUBTESTS_PASSED if subtest and outcome == "passed" else outcome
 #: a test recovery gave up on (docs/recovery.md): the run ends as ``error``, exit 3
 INFRA_OUTCOMES = ("infra_error",)
-TERMINAL_RUN_STATES = ("passed", "failed", "error")
+TERMINAL_RUN_STATES = ("passed", "failed", "error", "cancelled")
 
 
 @dataclass
@@ -40,6 +40,8 @@ class RunSummary:
     benchmarks: BenchmarkProgress | None = None  # None: the run has no benchmark task
     #: why test tasks stopped early (-x / --maxfail); their tests not run have no result
     stopped: list[str] = field(default_factory=list)
+    #: who cancelled the run (dtf cancel), None if nobody did
+    cancelled: str | None = None
 
     @property
     def done(self) -> bool:
@@ -52,7 +54,10 @@ class RunSummary:
         return tests + commands + (self.benchmarks.failing if self.benchmarks else 0)
 
     def verdict(self) -> str:
-        """The status the run ends with: ``error`` beats ``failed`` beats ``passed``."""
+        """The status the run ends with: ``cancelled``, else ``error`` beats ``failed``
+        beats ``passed``."""
+        if self.cancelled:
+            return "cancelled"
         if self.broken or self.error or any(self.counts.get(o) for o in INFRA_OUTCOMES):
             return "error"
         if self.finished < self.total and not self.stopped:
@@ -61,9 +66,11 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return {"passed": EXIT_PASSED, "failed": EXIT_TEST_FAILURES}.get(
-            self.status, EXIT_INFRASTRUCTURE
-        )
+        return {
+            "passed": EXIT_PASSED,
+            "failed": EXIT_TEST_FAILURES,
+            "cancelled": EXIT_CANCELLED,
+        }.get(self.status, EXIT_INFRASTRUCTURE)
 
 
 def summarize(session: Session, run_id: str) -> RunSummary:
@@ -109,6 +116,7 @@ def summarize(session: Session, run_id: str) -> RunSummary:
         open_queues |= benchmarks.open_queues
     return RunSummary(
         run_id=run_id,
+        cancelled=run.cancel_reason,
         stopped=stopped,
         benchmarks=benchmarks,
         open_queues=open_queues,

@@ -35,7 +35,7 @@ class Run(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    #: pending -> running -> passed | failed | error
+    #: pending -> running -> passed | failed | error | cancelled
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: the spec's ``labels`` (str -> str), kept as a column to find runs by label
@@ -44,6 +44,8 @@ class Run(Base):
     #: SHA-256 of the code bundle the workers run in; None: they use ``workdir`` as is
     bundle: Mapped[str | None] = mapped_column(ForeignKey("bundles.sha256"))
     error: Mapped[str | None] = mapped_column(Text)
+    #: set by ``dtf cancel`` (or Ctrl-C on ``dtf run``): the run ends ``cancelled``
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -192,7 +192,7 @@ def run_pytest_batch(
     reruns: int = 0,
     on_flush: Callable[[], object] | None = None,
     handoff: Handoff | None = None,
-    stop: Callable[[], bool] | None = None,
+    stop: Callable[[], str | None] | None = None,
 ) -> BatchOutcome:
     """Run ``nodeids`` as ``pytest [args]`` in ``invocation_dir`` names them; call ``on_record``
     for each result.
@@ -216,8 +216,10 @@ def run_pytest_batch(
     lines the child wrote since the last look), so that they can be stored at once.
     ``handoff``: may give the tests a child has not started to another worker
     (:class:`Handoff`); they get no record here (``BatchOutcome.handed_off``).
-    ``stop``: once it returns True, the running child stops after its current test and
-    no test not started runs (``BatchOutcome.stopped``, no record: -x / --maxfail).
+    ``stop``: once it returns ``"after_test"`` (-x / --maxfail), the running child stops
+    after its current test; once it returns ``"now"`` (dtf cancel), the child is ended at
+    once. Either way no test not started runs, and those tests, with a test ended in
+    flight, get no record (``BatchOutcome.stopped``).
     """
     if test_timeout <= 0:
         raise ValueError(f"test_timeout must be positive, got {test_timeout}")
@@ -286,7 +288,7 @@ class _BatchRun:
         self.failed_once: dict[str, int] = {}  # rerun candidates: nodeid -> attempt
         self.handoff: Handoff | None = handoff
         self.handed_off: list[str] = []
-        self.stop: Callable[[], bool] | None = stop
+        self.stop: Callable[[], str | None] | None = stop
         self.stopped: list[str] = []
 
     def file_of(self, nodeid: str) -> str:
@@ -342,12 +344,12 @@ class _BatchRun:
             stopped=self.stopped,
         )
 
-    def _stopping(self) -> bool:
+    def _stopping(self) -> str | None:
         try:
-            return self.stop is not None and self.stop()
+            return self.stop() if self.stop is not None else None
         except Exception:
             logger.exception("could not tell whether the task stopped; the batch goes on")
-            return False
+            return None
 
     def _hand_off_at_start(self, nodeids: list[str]) -> list[str]:
         """A slot is idle already: hand it its share before a child collects them all."""
@@ -431,8 +433,14 @@ class _BatchRun:
                 or (bool(left) and not result.restart and _died_outside_tests(result))
             )
             self.recovery.resolved(unit.decision, not broke_again)
+        stopped = set(result.stopped)
         for nodeid in unit.nodeids:
-            if nodeid in result.started and nodeid not in result.reported and nodeid != culprit:
+            if (
+                nodeid in result.started
+                and nodeid not in result.reported
+                and nodeid != culprit
+                and nodeid not in stopped
+            ):
                 self.emit(_not_run(nodeid, result))
         self.handed_off += result.handed_off
         self.stopped += result.stopped
@@ -702,7 +710,7 @@ class _ChildResult:
     reported: set[str] = field(default_factory=set)
     collect_errors: dict[str, str] = field(default_factory=dict)
     reason: str = ""
-    #: "timeout" | "stall" when the runner killed the child, else ""
+    #: "timeout" | "stall" | "cancel" when the runner killed the child, else ""
     killed_for: str = ""
     #: the kernel's count of OOM kills rose while the child ran (fc.OomKills)
     oom_killed: bool = False
@@ -754,7 +762,7 @@ class _ChildRun:
         grouped: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
         handoff: Handoff | None = None,
         files: Sequence[str] | None = None,
-        stop: Callable[[], bool] | None = None,
+        stop: Callable[[], str | None] | None = None,
     ) -> None:
         self.memory_limit_mb = memory_limit_mb
         self.grouped = grouped
@@ -895,7 +903,13 @@ class _ChildRun:
                 _terminate(proc)
                 self._drain(emit)
                 break
-            if self.stop is not None and self.starts and not self.handoff_asked and self.stop():
+            how = self.stop() if self.stop is not None else None
+            if how == "now":
+                killed_for = "cancel"
+                _terminate(proc)
+                self._drain(emit)
+                break
+            if how and self.starts and not self.handoff_asked:
                 self._ask_to_drop(self._pending()[:1], "stop")
             if self.handoff is not None and self.starts:
                 self._maybe_hand_off(now)
@@ -919,6 +933,12 @@ class _ChildRun:
         result = self.result
         result.exit_code = code
         result.killed_for = killed_for
+        if killed_for == "cancel":
+            # Its run was cancelled: the test in flight and those after it get no result.
+            result.stopped += [n for n in self.nodeids if n in self.wanted and n not in
+                               result.reported]  # fmt: skip
+            result.reason = "pytest child ended: its run was cancelled"
+            return result
         nodeid = self.in_flight
         elapsed = time.monotonic() - self.test_started
         if nodeid is not None:

@@ -117,7 +117,7 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
         raise BatchFailure(fc.BUNDLE_UNAVAILABLE, f"{type(exc).__name__}: {exc}") from exc
     writer = store.ResultWriter(db_url, work, worker)
     exclusive = bool(task.request.kwargs and task.request.kwargs.get("exclusive"))
-    # A task stopped by its -x / --maxfail before this batch started: nothing runs.
+    # A task stopped (-x / --maxfail, dtf cancel) before this batch started: nothing runs.
     items = [] if work.stop_reason else list(work.items)
     outcome = run_pytest_batch(
         items,
@@ -135,7 +135,7 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
         reruns=work.reruns,
         handoff=None if exclusive else _handoff(db_url, work, _message_priority(task)),
         start_method=_start_method(work),
-        stop=TaskStop(db_url, work.task_id) if work.maxfail else None,
+        stop=TaskStop(db_url, work.task_id),
     )
     writer.close(DB_OUTAGE_PATIENCE_S)
     if outcome.deferred:
@@ -308,6 +308,9 @@ def execute_command(self, task_id: int) -> dict:
     try:
         with session_scope(db_url) as session:
             task = session.get(RunTask, task_id)
+            if task.stop_reason:  # its run was cancelled before the command began
+                task.status, task.output, task.finished_at = "cancelled", task.stop_reason, utcnow()
+                return {"task_id": task_id, "status": "cancelled"}
             task.status = "running"
             task.worker = self.request.hostname
             task.started_at = utcnow()

@@ -637,7 +637,7 @@ def test_a_stopped_task_ends_the_child_after_its_current_test_and_runs_no_more(
         on_record=records.append,
         start_method=start_method,
         # -x as the worker sees it: the task stopped once a test had a result.
-        stop=lambda: bool(records) and (root / "stopped").touch() is None,
+        stop=lambda: "after_test" if records and not (root / "stopped").touch() else None,
     )
     ran = [r.nodeid for r in records]
     assert ran and len(ran) < len(nodeids)
@@ -651,6 +651,41 @@ def test_a_batch_of_a_task_stopped_before_it_began_runs_nothing(tmp_path: Path) 
     records: list[TestRecord] = []
     outcome = run_pytest_batch(
         ["test_one.py::test_one"], root, test_timeout=30, on_record=records.append,
-        stop=lambda: True,
+        stop=lambda: "after_test",
     )  # fmt: skip
     assert (records, outcome.stopped, outcome.children) == ([], ["test_one.py::test_one"], 0)
+
+
+def test_a_cancelled_run_ends_the_child_at_once_and_its_test_in_flight_gets_no_result(
+    tmp_path: Path, start_method: str
+) -> None:
+    root = write_suite(
+        tmp_path,
+        {
+            "test_long.py": """
+            import time
+
+            def test_quick():
+                pass
+
+            def test_long():
+                time.sleep(60)
+
+            def test_after():
+                pass
+            """,
+        },
+    )
+    nodeids = ["test_long.py::test_quick", "test_long.py::test_long", "test_long.py::test_after"]
+    records: list[TestRecord] = []
+    outcome = run_pytest_batch(
+        nodeids,
+        root,
+        test_timeout=120,
+        on_record=records.append,
+        start_method=start_method,
+        stop=lambda: "now" if records else None,  # cancelled once a test had a result
+    )
+    assert [(r.nodeid, r.outcome) for r in records] == [("test_long.py::test_quick", "passed")]
+    assert outcome.stopped == ["test_long.py::test_long", "test_long.py::test_after"]
+    assert outcome.incidents == 0  # ended by dtf for the cancel: no crash to recover

@@ -1,0 +1,110 @@
+"""dtf cancel and Ctrl-C: a run stops everywhere, and what it produced stays."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import clean_env, run_dtf
+
+pytestmark = pytest.mark.integration
+
+SLOW = """
+import time
+import pytest
+
+@pytest.mark.parametrize("i", range(40))
+def test_slow(i):
+    time.sleep(1)
+"""
+
+
+def slow_suite(tmp_path: Path) -> Path:
+    root = tmp_path / "suite"
+    root.mkdir()
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "test_slow.py").write_text(SLOW)
+    return root
+
+
+def start_dtf(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dtf", *args],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def status(env: dict[str, str], cwd: Path, run_id: str | None = None) -> dict:
+    proc = run_dtf("status", "--json", *([run_id] if run_id else []), env=env, cwd=cwd)
+    return json.loads(proc.stdout) if proc.returncode == 0 else {}
+
+
+def wait_for_results(env: dict[str, str], cwd: Path, at_least: int) -> dict:
+    """The latest run once it has stored ``at_least`` results (polled; the test's own
+    timeout guards against a run that never gets there)."""
+    while True:
+        state = status(env, cwd)
+        if state.get("finished", 0) >= at_least:
+            return state
+        time.sleep(0.3)
+
+
+def test_dtf_cancel_stops_a_run_on_the_embedded_default(tmp_path):
+    root = slow_suite(tmp_path)
+    env = clean_env(DTF_HOME=str(tmp_path / "home"))
+    run = start_dtf("run", "--workers", "2", env=env, cwd=root)
+    before = wait_for_results(env, root, 2)
+    cancel = run_dtf("cancel", before["run_id"], env=env, cwd=root)
+    assert cancel.returncode == 0, cancel.stderr
+    assert "cancel" in cancel.stdout
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 4, out + err
+    after = status(env, root, before["run_id"])
+    assert after["status"] == "cancelled"
+    # What ran before the cancel stays; what did not run has no result.
+    assert before["finished"] <= after["finished"] < after["total"] == 40
+    assert after["counts"] == {"passed": after["finished"]}
+    assert "cancelled with dtf cancel" in out
+
+
+def test_ctrl_c_on_dtf_run_cancels_the_run_it_started(tmp_path):
+    root = slow_suite(tmp_path)
+    env = clean_env(DTF_HOME=str(tmp_path / "home"))
+    run = start_dtf("run", "--workers", "1", env=env, cwd=root)
+    before = wait_for_results(env, root, 1)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, out + err
+    assert f"cancelling run {before['run_id']}" in err
+    after = status(env, root, before["run_id"])
+    assert after["status"] == "cancelled"
+    assert after["finished"] < after["total"]
+
+
+def test_ctrl_c_on_dtf_wait_only_stops_waiting_and_dtf_cancel_ends_the_run(
+    tmp_path, cluster_env, start_worker
+):
+    root = slow_suite(tmp_path)
+    start_worker(cluster_env, queues="cpu", concurrency=1, name="solo")
+    submit = run_dtf("submit", ".", env=cluster_env, cwd=root)
+    assert submit.returncode == 0, submit.stderr
+    run_id = submit.stdout.strip().splitlines()[-1]
+    waiting = start_dtf("wait", run_id, env=cluster_env, cwd=root)
+    wait_for_results(cluster_env, root, 1)
+    waiting.send_signal(signal.SIGINT)
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 130, out + err
+    assert f"run {run_id} goes on" in err
+    assert status(cluster_env, root, run_id)["status"] == "running"
+
+    assert run_dtf("cancel", run_id, env=cluster_env, cwd=root).returncode == 0
+    ended = run_dtf("wait", run_id, env=cluster_env, cwd=root)
+    assert ended.returncode == 4, ended.stdout + ended.stderr
+    after = status(cluster_env, root, run_id)
+    assert after["status"] == "cancelled" and after["finished"] < after["total"]
