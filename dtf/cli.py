@@ -278,13 +278,35 @@ def _finish(
 @with_selection
 @wait_for_workers_option
 def submit(selection, wait_for_workers) -> None:
-    """Queue a run for the workers and print its id (fire and forget)."""
+    """Queue a run for the workers and print its id (fire and forget).
+
+    On the embedded default the run goes to local workers (warm ones of this project, or
+    new ones), which stay up until DTF_LOCAL_WORKERS_IDLE seconds after their last task;
+    where that is 0 (CI), to workers started with `celery -A dtf worker`."""
     settings = load_settings()
     spec = _spec_from_options(selection)
     _prepare(settings)
     _plugin_hooks().coordinator_started(settings, "submit", spec)
     _plugin_hooks().check_settings_sections(spec)
-    stdout.print(_submit(settings, spec, local=None, wait_for_workers=wait_for_workers))
+    local = _submit_workers(settings)
+    try:
+        if local is not None:
+            local.start()
+        run_id = _submit(settings, spec, local=local, wait_for_workers=wait_for_workers)
+    finally:
+        if local is not None:
+            local.finish(clean=True)  # warm: they run what was sent, then idle out
+    stdout.print(run_id)
+
+
+def _submit_workers(settings: Settings):
+    """The local workers a submit on the embedded default sends its run to: None with a
+    broker of its own, or where local workers would not outlive the submit."""
+    from dtf.local_workers import LocalWorkers, idle_seconds
+
+    if not settings.embedded or idle_seconds(os.environ) <= 0:
+        return None
+    return LocalWorkers(os.cpu_count() or 1, settings.home / "logs", db_url=settings.database_url)
 
 
 def _submit(settings: Settings, spec, *, local, wait_for_workers: float) -> str:
