@@ -373,17 +373,17 @@ def _wait(settings: Settings, run_id: str, local):
 def _print_summary(settings: Settings, summary) -> None:
     from dtf.db.session import session_scope
     from dtf.progress import counts_line
-    from dtf.summary import failures
+    from dtf.summary import failure_line, failures
 
     with session_scope(settings.database_url) as session:
         failing = failures(session, summary.run_id)
     if failing:
         stdout.print("[bold]failures[/bold]")
         for result in failing:
-            text = (result.longrepr or "").strip().splitlines()
+            text = failure_line(result.outcome, result.longrepr)
             stdout.print(
                 f"  {result.outcome.upper():9} {result.nodeid}"
-                + (f" - {text[-1][:160]}" if text else ""),
+                + (f" - {text[:160]}" if text else ""),
                 markup=False,
             )
     for command in summary.commands:

@@ -22,6 +22,21 @@ def counted_as(outcome: str, subtest: str | bool) -> str:
 #: a test recovery gave up on (docs/recovery.md): the run ends as ``error``, exit 3
 INFRA_OUTCOMES = ("infra_error",)
 TERMINAL_RUN_STATES = ("passed", "failed", "error", "cancelled")
+#: outcomes whose longrepr is dtf's own account (what happened first, output tails after)
+_DTF_TOLD = ("crashed", "timed_out", "out_of_memory", "infra_error")
+
+
+def failure_line(outcome: str, longrepr: str | None) -> str:
+    """The line of a failure that says most: pytest's last line (the assertion) for a
+    failed test, the first for one dtf ended (exit code, signal, timeout), never the
+    ``--- stderr (tail) ---`` headings."""
+    lines = [
+        line.strip() for line in (longrepr or "").splitlines()
+        if line.strip() and not line.strip().startswith("--- ")
+    ]  # fmt: skip
+    if not lines:
+        return ""
+    return lines[0] if outcome in _DTF_TOLD else lines[-1]
 
 
 @dataclass

@@ -58,6 +58,10 @@ def test_counts_equal_plain_pytest_and_crash_and_hang_are_reported(outcomes_suit
     )
     assert counts == expected
     assert "test_crash.py::test_crash" in proc.stdout
+    # The summary line says what happened, not the heading of the output tails.
+    crash_line = next(line for line in proc.stdout.splitlines() if "::test_crash " in line)
+    assert "pytest child exited with code 3 while this test was running" in crash_line
+    assert "--- stderr" not in proc.stdout
     assert "dtf: failed:" in proc.stdout
 
 

@@ -27,3 +27,20 @@ def test_a_broken_batch_makes_it_an_error():
     broken = summary(1, 1, passed=1)
     broken.broken.append("batch b on queue cpu: worker lost")
     assert broken.verdict() == "error"
+
+
+def test_a_crashed_tests_summary_line_says_how_the_child_ended():
+    from dtf.summary import failure_line
+
+    crashed = (
+        "pytest child was killed by SIGSEGV (exit code -11) while this test was running\n"
+        "--- stderr (tail) ---\nFatal Python error: Segmentation fault\n"
+    )
+    assert failure_line("crashed", crashed).startswith("pytest child was killed by SIGSEGV")
+    assert failure_line("crashed", "pytest child exited\n--- stderr (tail) ---\n") == (
+        "pytest child exited"
+    )
+    assert failure_line("failed", "def test():\n>  assert 1 == 2\nE  assert 1 == 2") == (
+        "E  assert 1 == 2"
+    )
+    assert failure_line("crashed", None) == ""
