@@ -95,7 +95,7 @@ def route_when_possible(
         if private is not None:
             workers = [replace(w, private=True) for w in workers if w.hostname in private]
         try:
-            return route_run(plan, workers, histories(db_url))
+            return route_run(plan, workers, histories(db_url), waited=wait)
         except InfrastructureError:
             if time.monotonic() >= deadline:
                 raise

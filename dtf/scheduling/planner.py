@@ -117,8 +117,17 @@ def no_history(suite: str, hardware: str) -> DurationHistory:
     return DurationHistory({})
 
 
-def route_run(plan: Plan, workers: Sequence[LiveWorker], histories: Histories = no_history) -> Plan:
-    """Give every test and command a queue and cut the tests into batches per queue."""
+def route_run(
+    plan: Plan,
+    workers: Sequence[LiveWorker],
+    histories: Histories = no_history,
+    *,
+    waited: float = 0,
+) -> Plan:
+    """Give every test and command a queue and cut the tests into batches per queue.
+
+    ``waited``: the seconds --wait-for-workers already waited for these workers (what a
+    refusal then says)."""
     for task in plan.tasks:
         try:
             if isinstance(task.spec, CommandTask):
@@ -130,10 +139,17 @@ def route_run(plan: Plan, workers: Sequence[LiveWorker], histories: Histories = 
                 continue
             _route_tests(task, workers, histories)
         except Unroutable as exc:
+            start = f"`celery -A dtf worker -Q {exc.kind}`"
+            if waited > 0:
+                advice = (
+                    f"no such worker registered within the {waited:g} s waited "
+                    f"(--wait-for-workers); start one with {start} and submit again, "
+                    "or wait longer"
+                )
+            else:
+                advice = f"start one with {start} or pass --wait-for-workers SECONDS"
             raise InfrastructureError(
-                f"tasks[{task.position}]{_which(task)} {exc}; start one with "
-                f"`celery -A dtf worker -Q {exc.kind}` or pass --wait-for-workers SECONDS "
-                "(nothing was queued)"
+                f"tasks[{task.position}]{_which(task)} {exc}; {advice} (nothing was queued)"
             ) from exc
     return plan
 

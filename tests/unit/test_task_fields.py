@@ -145,3 +145,33 @@ def test_a_plugin_names_the_sections_it_reads():
         check_settings_sections(spec)
     finally:
         manager.unregister("two-sections")
+
+
+def _unroutable_plan() -> Plan:
+    spec = parse_run_spec({"tasks": [{"type": "test", "paths": ["t.py"]}]})
+    test = spec.tasks[0]
+    plan = TaskPlan(
+        position=0, spec=test, workdir=Path("/suite"), timeout=test.effective_timeout,
+        priority=test.effective_priority, requirements={},
+        items=[_with_requirements({}, CollectedItem("t.py::test_one", "t.py", {}))],
+    )  # fmt: skip
+    return Plan(spec=spec, tasks=[plan])
+
+
+def test_no_worker_suggests_waiting_for_one():
+    with pytest.raises(Exception, match=r"pass --wait-for-workers SECONDS \(nothing was queued\)"):
+        route_run(_unroutable_plan(), [])
+
+
+def test_after_waiting_for_workers_it_says_none_came_in_that_time(tmp_path):
+    from dtf.db.schema import ensure_schema
+    from dtf.submission import route_when_possible
+
+    url = f"sqlite:///{tmp_path / 'dtf.db'}"
+    ensure_schema(url, create=True)
+    with pytest.raises(Exception) as refused:
+        route_when_possible(url, _unroutable_plan(), 0.5)
+    message = str(refused.value)
+    assert "no such worker registered within the 0.5 s waited" in message
+    assert "pass --wait-for-workers" not in message
+    assert "celery -A dtf worker -Q cpu" in message
