@@ -648,6 +648,10 @@ def entry_point() -> None:
     exit_now(code)
 
 
+#: click >= 8.2 raises this for a group typed without a subcommand (older ones print help)
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every error is one line on stderr and an exit code, never a traceback."""
     from dtf.spec import SpecError
@@ -665,6 +669,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         stderr.print("dtf: aborted")
         sys.exit(130)
+    except _NO_ARGS_IS_HELP as exc:  # `dtf`, `dtf recovery`: the group's help, as git does
+        click.echo(exc.ctx.get_help())
+        sys.exit(0)
     except click.ClickException as exc:
         stderr.print(f"dtf: error: {exc.format_message()}", markup=False)
         sys.exit(EXIT_BAD_INPUT)
