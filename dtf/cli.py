@@ -431,7 +431,7 @@ def _plugin_outcomes():
 
 
 @cli.command()
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN")
 @verbose_option
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @report_option
@@ -455,7 +455,7 @@ def wait(run_id, junit_xml, reports) -> None:
 
 
 @cli.command()
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN")
 def cancel(run_id) -> None:
     """Cancel a run everywhere: queued batches run nothing, running ones end their pytest
     children; results already stored stay. The run ends `cancelled` (exit 4 for
@@ -482,7 +482,7 @@ def _cancel(settings: Settings, run_id: str, reason: str) -> tuple[str, bool]:
 
 
 @cli.command()
-@click.argument("run_id", required=False)
+@click.argument("run_id", metavar="[RUN]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option(
     "--batches",

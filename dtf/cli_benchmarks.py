@@ -46,7 +46,7 @@ def baseline() -> None:
 
 
 @baseline.command("set")
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN")
 def baseline_set(run_id: str) -> None:
     """Make RUN's finished benchmark results the baselines of their configurations."""
     from dtf.benchmarking.baselines import set_baseline
@@ -104,7 +104,7 @@ def baseline_list(model: str | None, as_json: bool) -> None:
 
 
 @baseline.command("show")
-@click.argument("run_id", required=False)
+@click.argument("run_id", metavar="[RUN]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def baseline_show(run_id: str | None, as_json: bool) -> None:
     """Compare RUN's benchmark results (the latest run when omitted) with today's baselines."""
@@ -146,7 +146,7 @@ def baseline_show(run_id: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("run_id", required=False)
+@click.argument("run_id", metavar="[RUN]", required=False)
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "markdown", "html", "json"]), default="table",
     show_default=True,

@@ -52,10 +52,10 @@ def stats(as_json: bool) -> None:
 
 
 @recovery.command("events")
-@click.argument("run_id", required=False)
+@click.argument("run_id", metavar="[RUN]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def events(run_id: str | None, as_json: bool) -> None:
-    """The recoveries of a run (the latest when RUN_ID is omitted), in order."""
+    """The recoveries of a run (the latest when RUN is omitted), in order."""
     from sqlalchemy import select
 
     from dtf.cli import _resolve_run

@@ -84,7 +84,7 @@ def write_run_reports(db_url: str, run_id: str, targets: list[tuple[str, str]]) 
 
 
 @click.command()
-@click.argument("run_id", required=False)
+@click.argument("run_id", metavar="[RUN]", required=False)
 @click.option(
     "--format",
     "fmt",
