@@ -607,12 +607,18 @@ cli.add_command(results)
 
 @cli.command("stop-workers")
 def stop_workers() -> None:
-    """Stop the local workers `dtf run` keeps warm for this project (DTF_HOME)."""
+    """Stop the local workers and the command server `dtf run` keeps warm for this
+    project (DTF_HOME)."""
     from dtf.local_workers import stop_local_workers
 
     settings = load_settings()
-    stopped = stop_local_workers(settings.home, settings.database_url)
-    stdout.print(f"dtf: stopped {stopped} warm local worker(s)" if stopped else "dtf: none running")
+    workers, servers = stop_local_workers(settings.home, settings.database_url)
+    stopped = [f"{workers} warm local worker(s)"] if workers else []
+    stopped += [f"{servers} command server(s)"] if servers else []
+    stdout.print(
+        f"dtf: stopped {' and '.join(stopped)}" if stopped
+        else "dtf: none running (no warm local worker, no command server)"
+    )  # fmt: skip
 
 
 def _check_working_directory() -> None:

@@ -315,13 +315,14 @@ def unregister(db_url: str | None, hostname: str) -> None:
         session.execute(delete(Worker).where(Worker.hostname == hostname))
 
 
-def stop_local_workers(home: Path, db_url: str | None) -> int:
-    """Stop every warm local worker of the project at ``home``; returns how many."""
+def stop_local_workers(home: Path, db_url: str | None) -> tuple[int, int]:
+    """Stop every warm local worker and command server of the project at ``home``;
+    returns how many of each were running."""
     from dtf import command_server
 
     state_dir = home / "local-workers"
     stopped = 0
-    command_server.stop_all(home)
+    servers = command_server.stop_all(home)
     with locked(state_dir / "lock"):
         for state_file in state_dir.glob("*.json"):
             with contextlib.suppress(OSError, ValueError, KeyError):
@@ -331,4 +332,4 @@ def stop_local_workers(home: Path, db_url: str | None) -> int:
                 _kill_group(state["pid"])
                 unregister(db_url, state["hostname"])
             state_file.unlink(missing_ok=True)
-    return stopped
+    return stopped, servers

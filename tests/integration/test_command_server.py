@@ -167,6 +167,20 @@ def test_stop_workers_stops_the_server_and_a_dead_server_is_passed_over(project)
     assert served(home) == []
 
 
+def test_stop_workers_says_it_stopped_a_server_whose_workers_had_gone(project):
+    suite, home, env = project
+    pid = json.loads(server_state(home, env).read_text())["pid"]
+    for state in (home / "local-workers").glob("*.json"):  # as workers idling out leave
+        os.killpg(json.loads(state.read_text())["pid"], signal.SIGKILL)
+        state.unlink()
+
+    stopped = run_dtf("stop-workers", env=env, cwd=suite)
+    assert stopped.stdout.strip() == "dtf: stopped 1 command server(s)", stopped.stdout
+    assert gone(pid, within=10)
+    again = run_dtf("stop-workers", env=env, cwd=suite)
+    assert again.stdout.strip() == "dtf: none running (no warm local worker, no command server)"
+
+
 def test_the_server_leaves_on_its_own_after_the_idle_time(tmp_path):
     suite, home = one_test_project(tmp_path)
     env = clean_env(DTF_HOME=str(home), DTF_LOCAL_WORKERS_IDLE="2")

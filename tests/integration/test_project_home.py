@@ -70,7 +70,9 @@ def test_dtf_finds_one_home_per_project_from_any_folder_and_git_ignores_it(tmp_p
         assert not (suite / ".dtf").exists()
     finally:
         stopped = run_dtf("stop-workers", env=env, cwd=suite)
-    assert stopped.stdout.strip() == "dtf: stopped 1 warm local worker(s)", stopped.stdout
+    assert stopped.stdout.strip() == (
+        "dtf: stopped 1 warm local worker(s) and 1 command server(s)"
+    ), stopped.stdout
 
     # A .dtf/ of its own below the root wins for the commands typed below it.
     nested = project / "examples" / "nested"
