@@ -87,19 +87,20 @@ def events(run_id: str | None, as_json: bool) -> None:
 @recovery.command("release")
 @click.argument("hostname")
 def release(hostname: str) -> None:
-    """Take a quarantined worker back: it consumes its queues again at its next heartbeat."""
-    from sqlalchemy import update
+    """Take a quarantined worker back: it consumes its queues again at its next heartbeat.
 
+    A worker that is not quarantined is left as it is (exit 0)."""
     from dtf.db.models import Worker
     from dtf.db.session import session_scope
     from dtf.errors import BadInput
 
     with session_scope(_session_url()) as session:
-        done = session.execute(
-            update(Worker)
-            .where(Worker.hostname == hostname)
-            .values(quarantined_at=None, quarantine_reason=None)
-        ).rowcount
-    if not done:
-        raise BadInput(f"no worker named {hostname!r}; `dtf workers` lists them")
+        worker = session.get(Worker, hostname)
+        if worker is None:
+            raise BadInput(f"no worker named {hostname!r}; `dtf workers` lists them")
+        if worker.quarantined_at is None:
+            click.echo(f"{hostname} is not quarantined: nothing to release")
+            return
+        worker.quarantined_at = None
+        worker.quarantine_reason = None
     click.echo(f"{hostname} released from quarantine")
