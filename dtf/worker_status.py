@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from dtf.db.models import Worker
 
 LOST_AFTER_BEATS = 3
+#: ``dtf workers`` hides workers offline or lost for longer than this (``--all`` shows them)
+HIDE_GONE_AFTER_S = 24 * 3600
 
 
 def worker_rows(session, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -127,16 +129,34 @@ def _read_rows(url: str) -> list[dict[str, Any]]:
         return worker_rows(session)
 
 
+def long_gone(row: dict[str, Any]) -> bool:
+    """Offline or lost for longer than :data:`HIDE_GONE_AFTER_S`."""
+    return row["state"] in ("offline", "lost") and row["last_seen_age_s"] > HIDE_GONE_AFTER_S
+
+
 @click.command("workers")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def workers(as_json: bool) -> None:
-    """List registered workers: state, queues, hardware, load, last heartbeat."""
+@click.option(
+    "--all", "show_all", is_flag=True,
+    help=f"Also workers offline or lost for over {HIDE_GONE_AFTER_S // 3600} h.",
+)  # fmt: skip
+def workers(as_json: bool, show_all: bool) -> None:
+    """List registered workers: state, queues, hardware, load, last heartbeat
+    (not those offline or lost for over a day, unless --all)."""
     from dtf.config import load_settings
 
     rows = _read_rows(load_settings().database_url)
+    shown = rows if show_all else [row for row in rows if not long_gone(row)]
+    hidden = len(rows) - len(shown)
+    footer = (
+        f"({hidden} worker(s) offline or lost for over {HIDE_GONE_AFTER_S // 3600} h "
+        "not shown; --all lists them)"
+    )
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+        click.echo(json.dumps(shown, indent=2, default=str))
     elif not rows:
         click.echo("no workers have registered")
     else:
-        click.echo("\n".join(format_row(row) for row in rows))
+        click.echo("\n".join(format_row(row) for row in shown) if shown else "no worker is up")
+        if hidden:
+            click.echo(footer)
