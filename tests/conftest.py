@@ -6,6 +6,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -140,3 +141,15 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'dtf.sqlite'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def embedded_home(tmp_path) -> tuple[Path, str]:
+    """An embedded default's home (``DTF_HOME``) with its SQLite schema, and the URL."""
+    from dtf.db.schema import ensure_schema
+
+    home = tmp_path / ".dtf"
+    home.mkdir()
+    url = f"sqlite:///{home / 'dtf.sqlite'}"
+    ensure_schema(url, create=True)
+    return home, url

@@ -5,18 +5,14 @@ from __future__ import annotations
 import pytest
 
 from dtf.db.models import Worker, utcnow
-from dtf.db.schema import ensure_schema
 from dtf.db.session import session_scope
 from tests.support.processes import clean_env, run_dtf
 
 pytestmark = pytest.mark.integration
 
 
-def test_release_confirms_only_a_worker_that_was_quarantined(tmp_path):
-    home = tmp_path / ".dtf"
-    home.mkdir()
-    url = f"sqlite:///{home / 'dtf.sqlite'}"
-    ensure_schema(url, create=True)
+def test_release_confirms_only_a_worker_that_was_quarantined(embedded_home, tmp_path):
+    home, url = embedded_home
     with session_scope(url) as session:
         session.add(Worker(hostname="ok@a", version="1", pid=None))
         session.add(Worker(hostname="bad@b", version="1", pid=None, quarantined_at=utcnow(),

@@ -8,18 +8,14 @@ from datetime import timedelta
 import pytest
 
 from dtf.db.models import Worker, utcnow
-from dtf.db.schema import ensure_schema
 from dtf.db.session import session_scope
 from tests.support.processes import clean_env, run_dtf
 
 pytestmark = pytest.mark.integration
 
 
-def test_workers_long_offline_or_lost_are_hidden_unless_all(tmp_path):
-    home = tmp_path / ".dtf"
-    home.mkdir()
-    url = f"sqlite:///{home / 'dtf.sqlite'}"
-    ensure_schema(url, create=True)
+def test_workers_long_offline_or_lost_are_hidden_unless_all(embedded_home, tmp_path):
+    home, url = embedded_home
     now = utcnow()
     with session_scope(url) as session:
         session.add(Worker(hostname="up@a", version="1", pid=None, last_seen=now))
