@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,12 +64,33 @@ def ensure_schema(url: str, *, create: bool) -> None:
     if _schema_is_current(url) or current_revision(url) == head_revision():
         return
     if create:
-        upgrade(url)
+        with _upgrade_lock(url):
+            # Another dtf command (a `dtf status` beside the first `dtf run`) may have
+            # upgraded it while this one waited: both creating the tables, one failed.
+            if current_revision(url) != head_revision():
+                upgrade(url)
         return
     raise BadInput(
         f"the database at {redact(url)} has no dtf schema or an old one; "
         "run `dtf init-db` to create or upgrade it"
     )
+
+
+@contextlib.contextmanager
+def _upgrade_lock(url: str) -> Iterator[None]:
+    """One upgrade at a time of a SQLite file (a server database has its own locks:
+    Alembic's version table is updated in the upgrade's transaction)."""
+    path = sqlite_path(url)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.upgrade-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _schema_is_current(url: str) -> bool:

@@ -45,13 +45,18 @@ def status(env: dict[str, str], cwd: Path, run_id: str | None = None) -> dict:
     return json.loads(proc.stdout) if proc.returncode == 0 else {}
 
 
-def wait_for_results(env: dict[str, str], cwd: Path, at_least: int) -> dict:
-    """The latest run once it has stored ``at_least`` results (polled; the test's own
-    timeout guards against a run that never gets there)."""
+def wait_for_results(
+    env: dict[str, str], cwd: Path, at_least: int, process: subprocess.Popen
+) -> dict:
+    """The latest run once it has stored ``at_least`` results, while ``process`` (the dtf
+    command that waits for it) still runs."""
     while True:
         state = status(env, cwd)
         if state.get("finished", 0) >= at_least:
             return state
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"dtf ended (exit {process.returncode}) first:\n{out}{err}")
         time.sleep(0.3)
 
 
@@ -59,7 +64,7 @@ def test_dtf_cancel_stops_a_run_on_the_embedded_default(tmp_path):
     root = slow_suite(tmp_path)
     env = clean_env(DTF_HOME=str(tmp_path / "home"))
     run = start_dtf("run", "--workers", "2", env=env, cwd=root)
-    before = wait_for_results(env, root, 2)
+    before = wait_for_results(env, root, 2, run)
     cancel = run_dtf("cancel", before["run_id"], env=env, cwd=root)
     assert cancel.returncode == 0, cancel.stderr
     assert "cancel" in cancel.stdout
@@ -77,7 +82,7 @@ def test_ctrl_c_on_dtf_run_cancels_the_run_it_started(tmp_path):
     root = slow_suite(tmp_path)
     env = clean_env(DTF_HOME=str(tmp_path / "home"))
     run = start_dtf("run", "--workers", "1", env=env, cwd=root)
-    before = wait_for_results(env, root, 1)
+    before = wait_for_results(env, root, 1, run)
     run.send_signal(signal.SIGINT)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 130, out + err
@@ -96,7 +101,7 @@ def test_ctrl_c_on_dtf_wait_only_stops_waiting_and_dtf_cancel_ends_the_run(
     assert submit.returncode == 0, submit.stderr
     run_id = submit.stdout.strip().splitlines()[-1]
     waiting = start_dtf("wait", run_id, env=cluster_env, cwd=root)
-    wait_for_results(cluster_env, root, 1)
+    wait_for_results(cluster_env, root, 1, waiting)
     waiting.send_signal(signal.SIGINT)
     out, err = waiting.communicate(timeout=120)
     assert waiting.returncode == 130, out + err
