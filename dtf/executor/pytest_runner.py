@@ -313,6 +313,9 @@ class _BatchRun:
 
     def run(self, nodeids: list[str], reruns: int) -> BatchOutcome:
         pending = _drop_missing_files(nodeids, self.file_of, self.invocation_dir, self.emit)
+        if pending and self._stopping():  # stopped before this batch began: it runs nothing
+            self.stopped += pending
+            pending = []
         if self.handoff is not None and len(pending) > 1:
             pending = self._hand_off_at_start(pending)
         units = [_Unit(pending)] if pending else []

@@ -117,10 +117,8 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
         raise BatchFailure(fc.BUNDLE_UNAVAILABLE, f"{type(exc).__name__}: {exc}") from exc
     writer = store.ResultWriter(db_url, work, worker)
     exclusive = bool(task.request.kwargs and task.request.kwargs.get("exclusive"))
-    # A task stopped (-x / --maxfail, dtf cancel) before this batch started: nothing runs.
-    items = [] if work.stop_reason else list(work.items)
     outcome = run_pytest_batch(
-        items,
+        list(work.items),
         root,
         test_timeout=work.test_timeout,
         # The collection's own arguments: pytest then finds the same rootdir and node ids;
@@ -135,6 +133,7 @@ def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceM
         reruns=work.reruns,
         handoff=None if exclusive else _handoff(db_url, work, _message_priority(task)),
         start_method=_start_method(work),
+        # -x / --maxfail, dtf cancel: also a batch of a task stopped before it began
         stop=TaskStop(db_url, work.task_id),
     )
     writer.close(DB_OUTAGE_PATIENCE_S)

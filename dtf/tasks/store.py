@@ -58,12 +58,8 @@ class BatchWork:
     #: expected seconds of the batch's tests when it was planned (None: unknown)
     estimated_s: float | None = None
     task_id: int = 0
-    #: the task's -x / --maxfail (None: no limit), and why it stopped if it has
+    #: the task's -x / --maxfail (None: no limit)
     maxfail: int | None = None
-    stop_reason: str | None = None
-    #: tests of this batch with a failing subtest: their own passing result does not make
-    #: them pass (filled while the batch runs)
-    failing_subtests: set[str] = field(default_factory=set)
 
 
 def start_attempt(
@@ -148,7 +144,6 @@ def _work(session, batch: Batch, attempt_id: int, interrupted: list[str]) -> Bat
         estimated_s=batch.estimated_s,
         task_id=task.id,
         maxfail=maxfail_of(task.spec.get("pytest_args") or []),
-        stop_reason=task.stop_reason,
     )
 
 
@@ -206,7 +201,11 @@ def record_result(db_url: str, work: BatchWork, record: TestRecord, worker: str 
 
 
 def record_results(
-    db_url: str, work: BatchWork, records: list[TestRecord], worker: str | None
+    db_url: str,
+    work: BatchWork,
+    records: list[TestRecord],
+    worker: str | None,
+    failing_subtests: set[str] | None = None,
 ) -> list[bool]:
     """Store results that arrived together in one transaction; per record, False if it
     was already stored (then each is written on its own, so the others still land)."""
@@ -215,15 +214,26 @@ def record_results(
         return [False] * len(records)
     try:
         with session_scope(db_url) as session:
-            _add_results(session, work, known, worker)
+            _add_results(session, work, known, worker, failing_subtests)
     except IntegrityError:
         if len(records) == 1:
             return [False]  # a concurrent redelivery of this batch stored it first
-        return [bool(record_results(db_url, work, [r], worker)[0]) for r in records]
+        return [
+            bool(record_results(db_url, work, [r], worker, failing_subtests)[0]) for r in records
+        ]
     return [r.nodeid in work.items for r in records]
 
 
-def _add_results(session, work: BatchWork, records: list[TestRecord], worker: str | None) -> None:
+def _add_results(
+    session,
+    work: BatchWork,
+    records: list[TestRecord],
+    worker: str | None,
+    failing_subtests: set[str] | None = None,
+) -> None:
+    """``failing_subtests``: the tests of this batch with a failing subtest so far (updated
+    here), whose own passing result does not make them pass."""
+    failing_subtests = set() if failing_subtests is None else failing_subtests
     # In bulk (one INSERT and one UPDATE for the group): statement by statement, the
     # worker's share of a run of short tests was ~1 ms of CPU per test.
     session.execute(
@@ -250,11 +260,11 @@ def _add_results(session, work: BatchWork, records: list[TestRecord], worker: st
         if r.subtest:
             if r.outcome not in FAILING_OUTCOMES:
                 continue  # a passing subtest says nothing of the test as a whole
-            work.failing_subtests.add(r.nodeid)
+            failing_subtests.add(r.nodeid)
         if r.when == "teardown":
             continue
         outcome = r.outcome
-        if r.nodeid in work.failing_subtests and outcome not in FAILING_OUTCOMES:
+        if r.nodeid in failing_subtests and outcome not in FAILING_OUTCOMES:
             outcome = "failed"
         outcomes[work.items[r.nodeid]] = {"outcome": outcome, "duration": r.duration}
     if outcomes:
@@ -464,6 +474,8 @@ class ResultWriter:
         self.test_s = 0.0
         self.outage_started: float | None = None
         self.outage_error = ""
+        #: tests of this batch with a failing subtest (see _add_results)
+        self.failing_subtests: set[str] = set()
 
     def write(self, record: TestRecord) -> None:
         """Store ``record`` now (buffered while the database does not answer)."""
@@ -486,7 +498,9 @@ class ResultWriter:
         while self.buffer:
             group = list(self.buffer)
             try:
-                stored = record_results(self.db_url, self.work, group, self.worker)
+                stored = record_results(
+                    self.db_url, self.work, group, self.worker, self.failing_subtests
+                )
             except Exception as exc:
                 if fc.classify_exception(exc) != fc.DB_UNREACHABLE:
                     raise
