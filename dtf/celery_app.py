@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 #: Queues a worker started without ``-Q`` consumes, unless worker-side setup
 #: (hardware detection) chooses others.
 DEFAULT_WORKER_QUEUES = ("cpu", CONTROL_QUEUE)
+#: dtf's own settings module: in the package, so that no project file can stand in for it.
+DEFAULT_CELERY_CONFIG = "dtf.celeryconfig"
 #: Entry-point group of worker-side setup functions, each called as ``setup(app)``.
 WORKER_SETUP_GROUP = "dtf.worker"
 
@@ -26,7 +28,7 @@ def create_app() -> Celery:
     """Build the app from the settings module named by ``DTF_CELERY_CONFIG``."""
     embedded_broker.register()
     app = Celery("dtf", include=["dtf.tasks.execute", "dtf.tasks.finalize", "dtf.tasks.benchmark"])
-    app.config_from_object(os.environ.get("DTF_CELERY_CONFIG", "celeryconfig"))
+    app.config_from_object(os.environ.get("DTF_CELERY_CONFIG") or DEFAULT_CELERY_CONFIG)
     app.conf.task_queues = [Queue(name, routing_key=name) for name in DEFAULT_WORKER_QUEUES]
     return app
 

@@ -400,9 +400,7 @@ def _print_summary(settings: Settings, summary) -> None:
         stdout.print(f"  BROKEN    {line}", markup=False)
     if summary.stopped:
         not_run = summary.total - summary.finished
-        stdout.print(
-            f"dtf: {'; '.join(summary.stopped)}: {not_run} tests not run", markup=False
-        )
+        stdout.print(f"dtf: {'; '.join(summary.stopped)}: {not_run} tests not run", markup=False)
     _print_integrations(settings, summary.run_id)
     stdout.print(
         f"dtf: {summary.status}: {counts_line(summary)} (run {summary.run_id})", markup=False
@@ -619,6 +617,22 @@ def stop_workers() -> None:
         f"dtf: stopped {' and '.join(stopped)}" if stopped
         else "dtf: none running (no warm local worker, no command server)"
     )  # fmt: skip
+
+
+@cli.command(
+    "worker",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(celery_args: tuple[str, ...]) -> None:
+    """Start a worker: `celery -A dtf worker [OPTIONS]`, with dtf's own dtf even in a
+    project that has a dtf.py or dtf/ of its own (which `celery -A dtf` would import)."""
+    from dtf.launch import python_module_command
+
+    command = python_module_command("celery", "-A", "dtf", "worker", *celery_args)
+    sys.stdout.flush()
+    os.execv(command[0], command)
 
 
 def _check_working_directory() -> None:

@@ -36,8 +36,10 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from dtf.launch import python_module_command
+
 #: Commands run in the launcher's own process: stopping the servers is one of them.
-NOT_FORWARDED = frozenset({"stop-workers"})
+NOT_FORWARDED = frozenset({"stop-workers", "worker"})
 #: Signals the launcher passes on to the command running in the server.
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 #: What the server imports before it serves: what every command would import first.
@@ -176,7 +178,7 @@ def start(home: Path, env: Mapping[str, str], idle_s: float, log_file: Path) -> 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "dtf.command_server", str(home), key, str(idle_s)],
+            python_module_command("dtf.command_server", str(home), key, str(idle_s)),
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -30,6 +30,8 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from dtf.launch import python_module_command
+
 #: Variables that change between shells without changing what a test sees.
 VOLATILE_ENV = frozenset(
     {"_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"}
@@ -208,8 +210,8 @@ class LocalWorkers:
         if self.idle_s > 0:
             env["DTF_IDLE_EXIT_S"] = str(self.idle_s)
             env["DTF_LOCAL_WORKERS_STATE"] = str(self.state_file)
-        command = [
-            sys.executable, "-m", "celery", "-A", "dtf", "worker",
+        command = python_module_command(
+            "celery", "-A", "dtf", "worker",
             # No -Q: the worker declares the queues of the hardware it detects.
             "--concurrency", str(self.count),
             "--pool", "prefork",
@@ -218,7 +220,7 @@ class LocalWorkers:
             "--without-mingle", "--without-gossip",
             "--loglevel", "INFO",
             "--logfile", str(self.log_file),
-        ]  # fmt: skip
+        )  # fmt: skip
         self.process = subprocess.Popen(
             command,
             env=env,

@@ -241,6 +241,7 @@ class TestTask(_TaskBase):
         from dtf.pytest_args import maxfail_of
 
         return maxfail_of(self.pytest_args)
+
     workdir: str | None = None
     timeout: _PositiveFloat | None = None
     #: what stays in one batch: a module unless too long ("module"), a whole file
@@ -330,7 +331,7 @@ class RunSpec(_Model):
     retry_budget: Annotated[int, Field(ge=0)] = 50
     #: plugins the submitting CLI loads for this run, each ``module`` or ``module:attr``
     plugins: list[_PluginTarget] = Field(default_factory=list)
-    #: non-secret settings per integration (``integrations.github.comment: false``);
+    #: non-secret settings per integration (``dtf.integrations.github.comment: false``);
     #: each integration checks its own keys, tokens come from the environment only
     integrations: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -19,6 +19,8 @@ SUBTESTS_PASSED = "subtests passed"
 def counted_as(outcome: str, subtest: str | bool) -> str:
     """The key a result line is counted under: its outcome, or SUBTESTS_PASSED."""
     return SUBTESTS_PASSED if subtest and outcome == "passed" else outcome
+
+
 #: a test recovery gave up on (docs/recovery.md): the run ends as ``error``, exit 3
 INFRA_OUTCOMES = ("infra_error",)
 TERMINAL_RUN_STATES = ("passed", "failed", "error", "cancelled")

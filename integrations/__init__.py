@@ -3,5 +3,5 @@
 
 dtf never imports this package; it finds the plugins through the
 ``dtf.plugins`` entry points in setup.cfg. Every request goes through
-:func:`integrations.http.http_session` (timeouts, retries with back-off).
+:func:`dtf.integrations.http.http_session` (timeouts, retries with back-off).
 """

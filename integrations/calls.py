@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
 import requests
-
-from integrations.http import IntegrationError, check_response, redact_secrets
+from dtf.integrations.http import IntegrationError, check_response, redact_secrets
 
 
 def url_secrets(url: str | None) -> list[str]:

@@ -112,10 +112,12 @@ def start_worker(tmp_path) -> Iterator:
         concurrency: int = 1,
         name: str | None = None,
         prefix: tuple[str, ...] = (),
+        **options,
     ) -> WorkerProcess:
         worker = WorkerProcess(
-            env, queues, concurrency, name or f"w{len(workers)}", tmp_path, prefix=prefix
-        )
+            env, queues, concurrency, name or f"w{len(workers)}", tmp_path, prefix=prefix,
+            **options,
+        )  # fmt: skip
         workers.append(worker)
         worker.wait_ready()
         return worker

@@ -45,7 +45,7 @@ def _devices(probe) -> str:
 )
 def hardware(as_json: bool, timeout: float) -> None:
     """Print the hardware inventory of this machine."""
-    from workers.detection import detect_inventory, queues_for
+    from dtf.workers.detection import detect_inventory, queues_for
 
     inventory = detect_inventory(probe_timeout=timeout)
     queues = queues_for(inventory)

@@ -222,7 +222,7 @@ def _driver_check(queue: str) -> Health:
 
 def check_browser(queue: str, inventory: Inventory) -> Health:
     """Load detection's check page in the detected browser; judge it as detection does."""
-    from workers.detection import browser
+    from dtf.workers.detection import browser
 
     probe = inventory.probes.get(queue)
     path = ((probe.details if probe else {}).get("browser") or {}).get("path")

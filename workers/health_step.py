@@ -15,9 +15,9 @@ import threading
 from collections.abc import Callable
 
 from celery import bootsteps
+from dtf.workers.health import Health, check_queue, health_interval
 
 from dtf.inventory import GPU_KINDS, Inventory
-from workers.health import Health, check_queue, health_interval
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class HealthMonitor:
         return dict(self.results)
 
 
-#: The monitor of this worker process, set up by ``workers.startup``.
+#: The monitor of this worker process, set up by ``dtf.workers.startup``.
 monitor = HealthMonitor()
 
 

@@ -37,7 +37,7 @@ def forced_queues(env: Mapping[str, str] | None = None) -> set[str]:
 
 def detected_queues(inventory: Inventory, forced: Iterable[str] = ()) -> list[str]:
     """The hardware queues of a worker started without ``-Q``: detected, then forced."""
-    from workers.detection.detect import queues_for
+    from dtf.workers.detection.detect import queues_for
 
     queues = list(queues_for(inventory))
     return queues + sorted(set(forced) - set(queues))

@@ -124,8 +124,7 @@ class Registry:
 
     def _check_broker(self) -> None:
         from celery import current_app
-
-        from workers.broker_watch import outage
+        from dtf.workers.broker_watch import outage
 
         try:
             with current_app.connection() as connection:  # a new one: a pooled one may be stale

@@ -28,16 +28,16 @@ from pathlib import Path
 
 from celery import Celery, signals
 from celery.worker import state as worker_state
+from dtf.workers.broker_watch import BrokerReconnects
+from dtf.workers.health import health_interval
+from dtf.workers.health_step import QueueHealth, monitor
+from dtf.workers.idle import IdleExit
+from dtf.workers.queues import QueueRefused, check_requested, detected_queues, forced_queues
+from dtf.workers.registry import Registry, heartbeat_interval
 
 from dtf.celery_app import QueueMismatch, check_queues
 from dtf.config import CONTROL_QUEUE, load_settings, worker_queue
 from dtf.inventory import CpuInfo, Inventory
-from workers.broker_watch import BrokerReconnects
-from workers.health import health_interval
-from workers.health_step import QueueHealth, monitor
-from workers.idle import IdleExit
-from workers.queues import QueueRefused, check_requested, detected_queues, forced_queues
-from workers.registry import Registry, heartbeat_interval
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def detect() -> Inventory:
         if cached is not None:
             return cached
     try:
-        from workers.detection.detect import detect_inventory
+        from dtf.workers.detection.detect import detect_inventory
 
         found = detect_inventory()
         if cache:

@@ -56,8 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--dtf-source",
         default="",
-        help="a folder holding dtf/, workers/, integrations/ and celeryconfig.py (e.g. "
-        "`git archive HEAD` of them), put first on PYTHONPATH of both sides, to measure "
+        help="a folder holding dtf/, workers/ and integrations/ (e.g. `git archive HEAD` "
+        "of them), importable from the front of PYTHONPATH of both sides, to measure "
         "that code instead of the installed dtf",
     )
     parser.add_argument("--json", type=Path, help="write every cell's result here")

@@ -206,6 +206,23 @@ def _check_installed(project: Project, python: str) -> None:
         )
 
 
+def importable_source(source: Path, into: Path) -> Path:
+    """A folder to put on PYTHONPATH for the dtf of a source tree (``dtf/``, ``workers/``,
+    ``integrations/``): ``into/dtf`` links to its files, with ``workers`` and
+    ``integrations`` inside, where an install puts them (``dtf.workers``, ...)."""
+    if not (source / "dtf" / "__init__.py").is_file():
+        raise SetupError(f"--dtf-source {source}: no dtf/__init__.py there")
+    if into.exists():
+        shutil.rmtree(into)
+    package = into / "dtf"
+    package.mkdir(parents=True)
+    for entry in (source / "dtf").iterdir():
+        (package / entry.name).symlink_to(entry.resolve())
+    for folder in ("workers", "integrations"):
+        (package / folder).symlink_to((source / folder).resolve())
+    return into
+
+
 def prepare(
     project: Project,
     work: Path,
@@ -238,6 +255,8 @@ def prepare(
     outside.mkdir(parents=True)
     if not (root / project.test_dir).is_dir():
         raise SetupError(f"{project.name}: no {project.test_dir}/ in {root}")
+    if dtf_source:
+        dtf_source = str(importable_source(Path(dtf_source), base / "dtf-source"))
     setup = Setup(project, python, root, outside, dtf_source)
     env = cell_env(setup, base / "dtf-home")
     setup.dtf_file = _query(python, "import dtf; print(dtf.__file__)", env)

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dtf.executor.lifetime import die_with_parent
+from dtf.launch import python_module_command
 
 #: Bytes of a crashed child's output quoted in its error.
 OUTPUT_TAIL = 2000
@@ -137,7 +137,9 @@ def _child(
     timed_out = False
     with output_file.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dtf.benchmarking.child", str(job_file), str(events_file)],
+            python_module_command(
+                "dtf.benchmarking.child", str(job_file), str(events_file), keep_cwd=True
+            ),
             cwd=cwd,
             env={**os.environ, **OFFLINE},
             stdin=subprocess.DEVNULL,

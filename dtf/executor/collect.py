@@ -17,6 +17,7 @@ from pathlib import Path
 from dtf.executor.pytest_main import PYTEST_MAIN
 from dtf.executor.records import TestRecord
 from dtf.executor.rewrite_cache import rewrite_cache_args
+from dtf.launch import python_module_command
 
 # Exit codes with which `pytest --collect-only` still produced a usable collection.
 _COLLECTED_EXIT_CODES = (0, 1, 5)
@@ -80,13 +81,14 @@ def collect(
         shards = 1 if extra_args else shard_count(paths, invocation_dir)
     # dtf's own options are written --opt=value: pytest takes every word that does not
     # start with "-" for a path when it looks for the rootdir and ini file.
-    base = [
-        python, "-m", PYTEST_MAIN, "--collect-only", "-qq",
+    base = python_module_command(
+        PYTEST_MAIN, "--collect-only", "-qq",
         "-p", "dtf.pytest_plugin",
         "-p", "no:cacheprovider",
         "--continue-on-collection-errors",
         *rewrite_cache_args(None),
-    ]  # fmt: skip
+        python=python, keep_cwd=True,
+    )  # fmt: skip
     if keyword is not None:
         base += ["-k", keyword]
     if markexpr is not None:

@@ -50,6 +50,7 @@ from dtf.executor.pytest_main import PYTEST_MAIN
 from dtf.executor.records import TestRecord, bounded
 from dtf.executor.rewrite_cache import rewrite_cache_args
 from dtf.executor.warm import Child
+from dtf.launch import python_module_command
 from dtf.recovery import classes as fc
 
 logger = logging.getLogger(__name__)
@@ -806,7 +807,9 @@ class _ChildRun:
             *only_files,
             *args,
         ]
-        self.cmd = [python, "-m", PYTEST_MAIN, "-p", "dtf.pytest_plugin", *self.pytest_args]
+        self.cmd = python_module_command(
+            PYTEST_MAIN, "-p", "dtf.pytest_plugin", *self.pytest_args, python=python, keep_cwd=True
+        )
         self.invocation_dir = invocation_dir
         self.env = env
         self.result = _ChildResult(exit_code=0, restart=False, stderr_path=self.stderr)

@@ -247,9 +247,7 @@ def _route_tests(task: TaskPlan, workers: Sequence[LiveWorker], histories: Histo
             raise Unroutable(f"test {item.nodeid} {exc}", exc.kind) from exc
         timeout = float(item.requirements.get("timeout") or task.timeout)
         priority = item.requirements.get("priority")
-        groups[(queue, kind, timeout, task.priority if priority is None else priority)].append(
-            item
-        )
+        groups[(queue, kind, timeout, task.priority if priority is None else priority)].append(item)
     slots = _slots_by_queue(workers)
     task.batches = []
     for (queue, kind, timeout, priority), items in groups.items():

@@ -72,9 +72,7 @@ def cancel_run(db_url: str, run_id: str, reason: str) -> tuple[str, bool]:
             .values(stop_reason=reason)
         )
         running = session.scalar(
-            select(func.count())
-            .select_from(Batch)
-            .filter_by(run_id=run_id, status="running")
+            select(func.count()).select_from(Batch).filter_by(run_id=run_id, status="running")
         )
     if running:
         return "cancelling", False

@@ -1,4 +1,4 @@
-"""CI providers, one module each, behind :class:`integrations.ci.base.CiProvider`.
+"""CI providers, one module each, behind :class:`dtf.integrations.ci.base.CiProvider`.
 
 ``dtf run`` finds the CI it runs in (``dtf/ci_context.py``) and stores commit,
 branch, pull request and build URL on the run. Each provider module ends with

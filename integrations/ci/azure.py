@@ -1,6 +1,6 @@
 """Azure DevOps: a test run with every result, attachments, a build tag, a pull-request comment.
 
-Settings (environment; a task file's ``integrations.azure`` may set the
+Settings (environment; a task file's ``dtf.integrations.azure`` may set the
 non-secret ones):
 
 - ``DTF_AZURE_TOKEN``: a personal access token (scopes: Test Management read &
@@ -31,9 +31,9 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from integrations.calls import call
-from integrations.ci.base import CiProvider, FinishedRun, NotOffered, cut
-from integrations.ci.plugin import CiIntegration
+from dtf.integrations.calls import call
+from dtf.integrations.ci.base import CiProvider, FinishedRun, NotOffered, cut
+from dtf.integrations.ci.plugin import CiIntegration
 
 API_VERSION = "7.1"
 #: results sent per Results - Add request

@@ -2,11 +2,11 @@
 
 A provider is one module in ``integrations/ci/`` with a :class:`CiProvider`
 subclass and a ``plugin = CiIntegration(ThatProvider)`` line, registered in the
-``dtf.plugins`` entry-point group. :class:`integrations.ci.plugin.CiIntegration`
+``dtf.plugins`` entry-point group. :class:`dtf.integrations.ci.plugin.CiIntegration`
 decides when each method is called; a provider only talks to its service.
 
 Every method returns the URL where its result can be seen (or None), and
-raises :class:`integrations.http.IntegrationError` (message free of secrets)
+raises :class:`dtf.integrations.http.IntegrationError` (message free of secrets)
 when the service refuses. :class:`NotOffered` says the service has no such
 thing (Jenkins has no commit status API, GitHub no artefact upload API).
 """
@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import requests
-
-from integrations.http import http_session
-from integrations.settings import Options
+from dtf.integrations.http import http_session
+from dtf.integrations.settings import Options
 
 #: The build states dtf reports; each provider maps them onto its own words.
 BUILD_STATES = ("pending", "success", "failure", "error")

@@ -1,6 +1,6 @@
 """GitHub: commit status, check run, and the pull-request comment (REST API v3).
 
-Settings (environment; a task file's ``integrations.github`` may set the
+Settings (environment; a task file's ``dtf.integrations.github`` may set the
 non-secret ones):
 
 - ``GITHUB_TOKEN`` (or ``DTF_GITHUB_TOKEN``): a token allowed to write statuses,
@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from integrations.calls import call
-from integrations.ci.base import CiProvider, FinishedRun, comment_marker, cut
-from integrations.ci.plugin import CiIntegration
-from integrations.http import IntegrationError
+from dtf.integrations.calls import call
+from dtf.integrations.ci.base import CiProvider, FinishedRun, comment_marker, cut
+from dtf.integrations.ci.plugin import CiIntegration
+from dtf.integrations.http import IntegrationError
 
 API_VERSION = "2022-11-28"
 #: GitHub's limits: a status description 140 characters, a comment or a check

@@ -1,6 +1,6 @@
 """GitLab: commit status, merge-request note, JUnit for the pipeline, generic-package artefacts.
 
-Settings (environment; a task file's ``integrations.gitlab`` may set the
+Settings (environment; a task file's ``dtf.integrations.gitlab`` may set the
 non-secret ones):
 
 - ``DTF_GITLAB_TOKEN`` (or ``GITLAB_TOKEN``): a project or personal access token
@@ -25,9 +25,9 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from integrations.calls import call
-from integrations.ci.base import CiProvider, FinishedRun, cut
-from integrations.ci.plugin import CiIntegration
+from dtf.integrations.calls import call
+from dtf.integrations.ci.base import CiProvider, FinishedRun, cut
+from dtf.integrations.ci.plugin import CiIntegration
 
 #: GitLab's limit on a note's body, in characters; a status description is cut at 255.
 MAX_NOTE = 1_000_000

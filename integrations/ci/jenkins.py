@@ -1,6 +1,6 @@
 """Jenkins: the build description, and report files where the job picks them up.
 
-Settings (environment; a task file's ``integrations.jenkins`` may set the
+Settings (environment; a task file's ``dtf.integrations.jenkins`` may set the
 non-secret ones):
 
 - ``DTF_JENKINS_USER`` and ``DTF_JENKINS_TOKEN``: a user and its API token (HTTP
@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from integrations.calls import call
-from integrations.ci.base import CiProvider, FinishedRun, NotOffered, cut
-from integrations.ci.plugin import CiIntegration
-from integrations.http import IntegrationError
+from dtf.integrations.calls import call
+from dtf.integrations.ci.base import CiProvider, FinishedRun, NotOffered, cut
+from dtf.integrations.ci.plugin import CiIntegration
+from dtf.integrations.http import IntegrationError
 
 #: Longer descriptions clutter the build history; Jenkins itself has no limit.
 MAX_DESCRIPTION = 1000

@@ -16,14 +16,15 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dtf.integrations.ci.base import CiJob, CiProvider, FinishedRun, NotOffered, with_marker
+from dtf.integrations.ci.report import finished_run
+from dtf.integrations.http import IntegrationError, redact_secrets
+from dtf.integrations.settings import ConfigError, Options
+
 from dtf.ci_context import detect_ci
 from dtf.config import load_settings
 from dtf.plugins import hookimpl
 from dtf.plugins.outcomes import record_outcome
-from integrations.ci.base import CiJob, CiProvider, FinishedRun, NotOffered, with_marker
-from integrations.ci.report import finished_run
-from integrations.http import IntegrationError, redact_secrets
-from integrations.settings import ConfigError, Options
 
 logger = logging.getLogger("dtf.integrations.ci")
 
@@ -139,7 +140,7 @@ class CiIntegration:
         return formats
 
     def _upload(self, provider: CiProvider, fmt: str, finished: FinishedRun) -> str | None:
-        from integrations.ci.report import render
+        from dtf.integrations.ci.report import render
 
         name, content_type = ARTIFACTS[fmt]
         if fmt == "junit":

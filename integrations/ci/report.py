@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from dtf.integrations.ci.base import FinishedRun
 from sqlalchemy import select
 
 from dtf.db.models import TestResult
 from dtf.db.session import session_scope
-from integrations.ci.base import FinishedRun
 
 #: The tail of a failure's traceback kept per result, in characters.
 MAX_LONGREPR = 4000

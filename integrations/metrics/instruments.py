@@ -1,7 +1,7 @@
 """The worker's Prometheus instruments, fed by dtf's worker hooks.
 
 Imported only in a worker that serves ``/metrics`` (after
-:func:`integrations.metrics.worker.setup` chose multiprocess mode).
+:func:`dtf.integrations.metrics.worker.setup` chose multiprocess mode).
 """
 
 from __future__ import annotations

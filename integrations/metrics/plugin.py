@@ -2,7 +2,7 @@
 
 ``WorkerMetrics`` records batches, commands, tests and recoveries in a worker
 that serves ``/metrics`` (``DTF_METRICS_PORT``, see
-:mod:`integrations.metrics.worker`) and does nothing elsewhere.
+:mod:`dtf.integrations.metrics.worker`) and does nothing elsewhere.
 ``PushgatewayMetrics`` pushes the run's metrics when a run finishes
 (``DTF_PUSHGATEWAY_URL``).
 """
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from dtf.integrations.metrics.worker import metrics_enabled
+from dtf.integrations.settings import ConfigError, Options
+
 from dtf.plugins import hookimpl
 from dtf.plugins.outcomes import record_outcome
-from integrations.metrics.worker import metrics_enabled
-from integrations.settings import ConfigError, Options
 
 
 def _instruments():
-    from integrations.metrics import instruments
+    from dtf.integrations.metrics import instruments
 
     return instruments
 
@@ -84,8 +85,8 @@ class PushgatewayMetrics:
         gateway = options.secret("DTF_PUSHGATEWAY_URL")
         if not gateway:
             return
-        from integrations.http import http_session
-        from integrations.metrics.pushgateway import DEFAULT_JOB, push_run_metrics, run_registry
+        from dtf.integrations.http import http_session
+        from dtf.integrations.metrics.pushgateway import DEFAULT_JOB, push_run_metrics, run_registry
 
         job = options.text("job", "DTF_PUSHGATEWAY_JOB", DEFAULT_JOB) or DEFAULT_JOB
         session = http_session()
@@ -106,7 +107,7 @@ class PushgatewayMetrics:
 
 def grouping_key(options: Options) -> dict[str, str]:
     """Labels beside ``job`` that name the group: ``DTF_PUSHGATEWAY_GROUPING=k=v,k2=v2``
-    or ``integrations.pushgateway.grouping: {k: v}`` in the task file."""
+    or ``dtf.integrations.pushgateway.grouping: {k: v}`` in the task file."""
     task_value = options.task.get("grouping")
     if isinstance(task_value, dict):
         return {str(k): str(v) for k, v in task_value.items()}

@@ -18,11 +18,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import requests
+from dtf.integrations.calls import call, url_password
+from dtf.integrations.http import http_session
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 
 from dtf.summary import FAILING_OUTCOMES
-from integrations.calls import call, url_password
-from integrations.http import http_session
 
 DEFAULT_JOB = "dtf"
 

@@ -5,7 +5,7 @@ prometheus_client's multiprocess mode: each process writes its values to files
 in one directory per worker (``PROMETHEUS_MULTIPROC_DIR``), and the worker's main
 process serves their sum. ``setup(app)`` (the ``dtf.worker`` entry point, run at
 ``celeryd_init`` before the pool forks) prepares the directory and starts the
-HTTP server; the hooks in :mod:`integrations.metrics.plugin` record into it.
+HTTP server; the hooks in :mod:`dtf.integrations.metrics.plugin` record into it.
 """
 
 from __future__ import annotations

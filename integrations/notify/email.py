@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from integrations.http import IntegrationError, redact_secrets
-from integrations.notify.notice import Notice
-from integrations.settings import ConfigError, Options
+from dtf.integrations.http import IntegrationError, redact_secrets
+from dtf.integrations.notify.notice import Notice
+from dtf.integrations.settings import ConfigError, Options
 
 TLS_MODES = ("none", "starttls", "ssl")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from dtf.plugins import hookimpl
-from dtf.plugins.outcomes import record_outcome
-from integrations.notify.email import SmtpSettings, build_email, send_email, smtp_settings
-from integrations.notify.notice import (
+from dtf.integrations.notify.email import SmtpSettings, build_email, send_email, smtp_settings
+from dtf.integrations.notify.notice import (
     NOTIFY_ON,
     Notice,
     recovery_notice,
     run_notice,
     should_notify,
 )
-from integrations.notify.slack import SlackWebhook
-from integrations.notify.teams import TeamsWebhook
-from integrations.settings import Options
+from dtf.integrations.notify.slack import SlackWebhook
+from dtf.integrations.notify.teams import TeamsWebhook
+from dtf.integrations.settings import Options
+
+from dtf.plugins import hookimpl
+from dtf.plugins.outcomes import record_outcome
 
 
 class Channel(Protocol):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.notify.notice import Notice
-from integrations.notify.webhook import IncomingWebhook
+from dtf.integrations.notify.notice import Notice
+from dtf.integrations.notify.webhook import IncomingWebhook
 
 ICONS = {"ok": ":white_check_mark:", "failure": ":x:", "critical": ":rotating_light:"}
 _HEADER_MAX = 150

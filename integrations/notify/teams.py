@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.notify.notice import Notice
-from integrations.notify.webhook import IncomingWebhook
+from dtf.integrations.notify.notice import Notice
+from dtf.integrations.notify.webhook import IncomingWebhook
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"

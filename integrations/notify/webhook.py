@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import requests
-
-from integrations.calls import call, url_secrets
-from integrations.http import http_session
-from integrations.notify.notice import Notice
+from dtf.integrations.calls import call, url_secrets
+from dtf.integrations.http import http_session
+from dtf.integrations.notify.notice import Notice
 
 
 class IncomingWebhook:

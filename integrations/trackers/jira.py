@@ -25,10 +25,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
-
-from integrations.calls import call
-from integrations.http import IntegrationError, http_session
-from integrations.trackers.history import FailingTest
+from dtf.integrations.calls import call
+from dtf.integrations.http import IntegrationError, http_session
+from dtf.integrations.trackers.history import FailingTest
 
 API = "/rest/api/2"
 DEPLOYMENTS = ("cloud", "datacenter")

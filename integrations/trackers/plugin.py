@@ -11,20 +11,26 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dtf.config import load_settings
-from dtf.db.session import session_scope
-from dtf.plugins import hookimpl
-from dtf.plugins.outcomes import record_outcome
-from integrations.http import IntegrationError
-from integrations.settings import ConfigError, Options
-from integrations.trackers.history import failing_tests, with_streaks
-from integrations.trackers.jira import DEPLOYMENTS, JiraClient, JiraSettings, report_failing_test
-from integrations.trackers.testrail import (
+from dtf.integrations.http import IntegrationError
+from dtf.integrations.settings import ConfigError, Options
+from dtf.integrations.trackers.history import failing_tests, with_streaks
+from dtf.integrations.trackers.jira import (
+    DEPLOYMENTS,
+    JiraClient,
+    JiraSettings,
+    report_failing_test,
+)
+from dtf.integrations.trackers.testrail import (
     TestRailClient,
     case_results,
     parse_status_map,
     result_payload,
 )
+
+from dtf.config import load_settings
+from dtf.db.session import session_scope
+from dtf.plugins import hookimpl
+from dtf.plugins.outcomes import record_outcome
 
 logger = logging.getLogger("dtf.integrations.trackers")
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from dtf.integrations.calls import call
+from dtf.integrations.http import http_session
+from dtf.integrations.settings import ConfigError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dtf.db.models import TestItem, TestResult
-from integrations.calls import call
-from integrations.http import http_session
-from integrations.settings import ConfigError
 
 PASSED, BLOCKED, UNTESTED, RETEST, FAILED = 1, 2, 3, 4, 5
 #: dtf outcome -> TestRail status id; an outcome mapped to None is not reported.

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from workers.detection import browser, detect_inventory, queues_for
+from dtf.workers.detection import browser, detect_inventory, queues_for
 
 pytestmark = pytest.mark.integration
 

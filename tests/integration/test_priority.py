@@ -113,7 +113,7 @@ def test_a_priority_9_run_starts_before_a_priority_0_run_sent_earlier(
 
 
 OLD_CONFIG = """\
-from celeryconfig import *  # noqa: F403
+from dtf.celeryconfig import *  # noqa: F403
 
 task_queue_max_priority = None  # as dtf declared its queues before run priorities
 """

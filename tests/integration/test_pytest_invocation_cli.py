@@ -121,7 +121,7 @@ def test_bad_input_is_one_line_and_exit_2(project, env, tmp_path, args, message)
     assert len(lines) == 1 and message in lines[0], proc.stderr
 
 
-SUBTESTS = '''
+SUBTESTS = """
 import unittest
 
 
@@ -145,7 +145,7 @@ def test_fixture(subtests):
 
 def test_plain():
     pass
-'''
+"""
 
 
 def junit_totals(path: Path) -> dict[str, int]:

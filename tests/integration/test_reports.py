@@ -17,12 +17,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from dtf.workers.detection.browser import find_browser
 from lxml import etree
 from lxml import html as lxml_html
 
 from dtf.reporting.junit import _names
 from tests.support.processes import SUITES, clean_env, run_dtf
-from workers.detection.browser import find_browser
 
 pytestmark = pytest.mark.integration
 

@@ -129,7 +129,7 @@ def test_a_worker_without_q_serves_its_hardware_registers_and_is_lost_when_kille
 
 
 def test_q_cuda_without_a_gpu_refuses_to_start_with_one_line(tmp_path, env):
-    from workers.detection.detect import detect_inventory
+    from dtf.workers.detection.detect import detect_inventory
 
     if "cuda" in detect_inventory(kinds=["cuda"]).kinds():
         pytest.skip("this machine has a CUDA device")

@@ -87,19 +87,22 @@ class WorkerProcess:
         name: str,
         log_dir: Path,
         prefix: Sequence[str] = (),
+        command: Sequence[str] = (sys.executable, "-m", "celery", "-A", "dtf", "worker"),
+        cwd: Path | None = None,
     ) -> None:
         """``queues=None`` lets the worker declare the queues of its hardware; ``prefix``
-        runs it through another command (e.g. ``ip netns exec NS``)."""
+        runs it through another command (e.g. ``ip netns exec NS``); ``command`` starts
+        it (``dtf worker``, say), in ``cwd`` (default: ``log_dir``)."""
         self.log = log_dir / f"{name}.log"
         self.stderr = log_dir / f"{name}.stderr"
         self.name = f"{name}@%h"
         selection = ["-Q", queues] if queues else []
         with self.stderr.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [*prefix, sys.executable, "-m", "celery", "-A", "dtf", "worker", *selection,
+                [*prefix, *command, *selection,
                  "-c", str(concurrency), "-n", self.name, "--without-mingle", "--without-gossip",
                  "--loglevel", "INFO", "--logfile", str(self.log)],
-                env=env, cwd=log_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                env=env, cwd=cwd or log_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=stderr, start_new_session=True,
             )  # fmt: skip
 

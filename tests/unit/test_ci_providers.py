@@ -18,15 +18,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from dtf.integrations.ci import azure, github, gitlab, jenkins
+from dtf.integrations.ci.base import comment_marker
+from dtf.integrations.settings import ConfigError
 from junitparser import JUnitXml
 
 from dtf.db.models import Run, RunTask, TestItem, TestResult
 from dtf.db.schema import upgrade
 from dtf.db.session import session_scope
 from dtf.plugins.outcomes import outcomes
-from integrations.ci import azure, github, gitlab, jenkins
-from integrations.ci.base import comment_marker
-from integrations.settings import ConfigError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

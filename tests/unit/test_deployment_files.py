@@ -625,5 +625,13 @@ def test_dockerignore_keeps_what_the_install_needs():
     ]
     for excluded in (".git", ".venv"):
         assert excluded in patterns
-    for needed in ("setup.cfg", "pyproject.toml", "celeryconfig.py", "README.md", "dtf"):
+    for needed in (
+        "setup.py",
+        "setup.cfg",
+        "pyproject.toml",
+        "README.md",
+        "dtf",
+        "workers",
+        "integrations",
+    ):
         assert not any(fnmatch.fnmatch(needed, p) for p in patterns), needed

@@ -19,11 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from dtf.inventory import CpuInfo, Inventory, Probe
-from dtf.spec import HARDWARE_KINDS
-from tests.support.processes import REPO, clean_env, run_dtf
-from workers.detection import (
+from dtf.workers.detection import (
     PROBES,
     browser,
     cpu,
@@ -33,6 +29,10 @@ from workers.detection import (
     queues_for,
     rocm,
 )
+
+from dtf.inventory import CpuInfo, Inventory, Probe
+from dtf.spec import HARDWARE_KINDS
+from tests.support.processes import REPO, clean_env, run_dtf
 
 FAKE_TOOLS = REPO / "tests" / "support" / "fake_tools"
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from dtf.workers.health import FORCED_REASON, check_queue
+from dtf.workers.queues import QueueRefused, check_requested, detected_queues, forced_queues
 
 from dtf.inventory import CpuInfo, Inventory, Probe
-from workers.health import FORCED_REASON, check_queue
-from workers.queues import QueueRefused, check_requested, detected_queues, forced_queues
 
 
 @pytest.fixture(scope="module")
 def inventory() -> Inventory:
-    from workers.detection.detect import detect_inventory
+    from dtf.workers.detection.detect import detect_inventory
 
     return detect_inventory()
 

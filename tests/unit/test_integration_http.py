@@ -6,8 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from integrations.http import IntegrationError, check_response, http_session, redact_secrets
+from dtf.integrations.http import IntegrationError, check_response, http_session, redact_secrets
 
 
 class _Flaky(BaseHTTPRequestHandler):

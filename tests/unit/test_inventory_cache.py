@@ -3,9 +3,10 @@
 import os
 import time
 
-import workers.detection.detect as detection
+import dtf.workers.detection.detect as detection
+from dtf.workers.startup import INVENTORY_CACHE_MAX_AGE_S, detect
+
 from dtf.inventory import CpuInfo, Inventory
-from workers.startup import INVENTORY_CACHE_MAX_AGE_S, detect
 
 KNOWN = Inventory("cached-host", CpuInfo(cores=64, threads=128, memory_gb=512.0))
 

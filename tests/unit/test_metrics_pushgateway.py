@@ -6,13 +6,13 @@ from __future__ import annotations
 import base64
 
 import pytest
+from dtf.integrations.http import IntegrationError, http_session
+from dtf.integrations.metrics.pushgateway import push_run_metrics, run_registry
+from dtf.integrations.settings import ConfigError, Options
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from dtf.db.models import IntegrationOutcome
-from integrations.http import IntegrationError, http_session
-from integrations.metrics.pushgateway import push_run_metrics, run_registry
-from integrations.settings import ConfigError, Options
 from tests.support.http_recorder import Reply, recording_server
 from tests.support.run_history import add_run, history_db
 from tests.unit.test_notify_webhooks import RUN, SUMMARY
@@ -92,7 +92,7 @@ def test_credentials_in_the_gateway_url_are_used_and_hidden(gateway):
 
 
 def test_the_plugin_pushes_where_configured_and_records_the_outcome(gateway, tmp_path, monkeypatch):
-    from integrations.metrics.plugin import PushgatewayMetrics, grouping_key
+    from dtf.integrations.metrics.plugin import PushgatewayMetrics, grouping_key
 
     with history_db(tmp_path) as db:
         run_id = add_run(db, 1, {"t::a": "passed"}, status="passed")

@@ -9,8 +9,8 @@ import sys
 import textwrap
 
 import pytest
+from dtf.integrations.metrics.worker import metrics_port
 
-from integrations.metrics.worker import metrics_port
 from tests.support.processes import REPO, clean_env
 
 # Runs setup() the way celeryd_init does, in a fresh interpreter (it changes the
@@ -20,11 +20,11 @@ PROBE = textwrap.dedent(
     import logging, os, sys, urllib.request
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
     from dtf import app
-    from integrations.metrics import worker
+    from dtf.integrations.metrics import worker
     worker.setup(app)
     print("enabled", worker.metrics_enabled())
     if worker.metrics_enabled():
-        from integrations.metrics import instruments
+        from dtf.integrations.metrics import instruments
         instruments.result_stored({"batch_id": "b", "outcome": "passed", "duration": 0.2})
         port = os.environ["DTF_METRICS_PORT"]
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()

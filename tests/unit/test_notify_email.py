@@ -11,11 +11,11 @@ from email import message_from_bytes, policy
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from dtf.integrations.http import IntegrationError
+from dtf.integrations.notify.email import SmtpSettings, build_email, send_email, smtp_settings
+from dtf.integrations.notify.notice import run_notice
+from dtf.integrations.settings import ConfigError, Options
 
-from integrations.http import IntegrationError
-from integrations.notify.email import SmtpSettings, build_email, send_email, smtp_settings
-from integrations.notify.notice import run_notice
-from integrations.settings import ConfigError, Options
 from tests.unit.test_notify_webhooks import RUN, SUMMARY
 
 PASSWORD = "pa55-SECRET-word"

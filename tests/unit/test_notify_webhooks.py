@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from dtf.integrations.http import IntegrationError, http_session
+from dtf.integrations.notify.notice import counts_text, recovery_notice, run_notice, should_notify
+from dtf.integrations.notify.slack import SlackWebhook, slack_payload
+from dtf.integrations.notify.teams import CARD_CONTENT_TYPE, TeamsWebhook, teams_payload
+from dtf.integrations.settings import ConfigError
 from sqlalchemy import select
 
 from dtf.db.models import IntegrationOutcome
-from integrations.http import IntegrationError, http_session
-from integrations.notify.notice import counts_text, recovery_notice, run_notice, should_notify
-from integrations.notify.slack import SlackWebhook, slack_payload
-from integrations.notify.teams import CARD_CONTENT_TYPE, TeamsWebhook, teams_payload
-from integrations.settings import ConfigError
 from tests.support.http_recorder import Reply, recording_server
 from tests.support.run_history import add_run, history_db
 
@@ -232,7 +232,7 @@ def outcomes_db(tmp_path, monkeypatch):
 def test_the_plugin_follows_notify_on_from_the_task_file_and_the_environment(
     server, outcomes_db, monkeypatch
 ):
-    from integrations.notify.plugin import SlackNotifier
+    from dtf.integrations.notify.plugin import SlackNotifier
 
     run_id = add_run(outcomes_db, 1, {"t::a": "passed"}, status="passed")
     monkeypatch.setenv("DTF_SLACK_WEBHOOK_URL", f"{server.url}/services/{SLACK_TOKEN}")
@@ -254,7 +254,7 @@ def test_the_plugin_follows_notify_on_from_the_task_file_and_the_environment(
 
 
 def test_a_failed_recovery_is_sent_from_the_worker_unless_never(server, outcomes_db, monkeypatch):
-    from integrations.notify.plugin import TeamsNotifier
+    from dtf.integrations.notify.plugin import TeamsNotifier
 
     run_id = add_run(outcomes_db, 1, {"t::a": "passed"})
     monkeypatch.setenv("DTF_TEAMS_WEBHOOK_URL", f"{server.url}/workflows/x?sig={TEAMS_SIG}")

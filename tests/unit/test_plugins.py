@@ -325,7 +325,7 @@ def _store_run(database_url: str, run_id: str) -> None:
 
 
 def test_the_worker_registry_fires_registered_failed_recovered_and_disconnected(database_url):
-    from workers.registry import Registry
+    from dtf.workers.registry import Registry
 
     seen: list[tuple[str, dict]] = []
 

@@ -624,6 +624,9 @@ def test_a_stopped_task_ends_the_child_after_its_current_test_and_runs_no_more(
                 deadline = time.monotonic() + 30
                 while i and not os.path.exists("stopped") and time.monotonic() < deadline:
                     time.sleep(0.01)
+                # The stop reaches the child a moment after "stopped" exists: without
+                # this, a loaded machine runs every later test before it arrives.
+                time.sleep(0.2 if i else 0)
             """,
             "test_more.py": "def test_later():\n    pass\n",
         },

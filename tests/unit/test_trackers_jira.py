@@ -7,14 +7,10 @@ import base64
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from dtf.db.models import IntegrationOutcome
-from integrations.http import IntegrationError, http_session
-from integrations.settings import ConfigError, Options
-from integrations.trackers.history import FailingTest, failing_tests, with_streaks
-from integrations.trackers.jira import (
+from dtf.integrations.http import IntegrationError, http_session
+from dtf.integrations.settings import ConfigError, Options
+from dtf.integrations.trackers.history import FailingTest, failing_tests, with_streaks
+from dtf.integrations.trackers.jira import (
     JiraClient,
     JiraSettings,
     deployment_of,
@@ -22,6 +18,10 @@ from integrations.trackers.jira import (
     open_issue_jql,
     report_failing_test,
 )
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dtf.db.models import IntegrationOutcome
 from tests.support.http_recorder import Reply, recording_server
 from tests.support.run_history import SUITE, add_run, history_db
 
@@ -192,7 +192,7 @@ def test_a_refusal_names_the_call_and_hides_the_token(jira):
 def test_the_plugin_files_only_tests_past_the_threshold_and_records_the_issue(
     db, jira, monkeypatch
 ):
-    from integrations.trackers.plugin import JiraTracker
+    from dtf.integrations.trackers.plugin import JiraTracker
 
     for n in (1, 2):
         add_run(db, n, {"t::flaky": "passed" if n == 1 else "failed", "t::broken": "failed"})
@@ -235,7 +235,7 @@ def test_the_plugin_files_only_tests_past_the_threshold_and_records_the_issue(
 
 
 def test_settings_missing_a_token_or_project_are_named():
-    from integrations.trackers.plugin import jira_settings
+    from dtf.integrations.trackers.plugin import jira_settings
 
     assert jira_settings(Options("jira", env={})) is None
     with pytest.raises(ConfigError, match="DTF_JIRA_TOKEN is not"):

@@ -7,15 +7,9 @@ import base64
 import textwrap
 
 import pytest
-from sqlalchemy import select
-
-from dtf.db.models import IntegrationOutcome, TestItem, TestResult
-from dtf.executor.collect import collect
-from dtf.scheduling.routing import describe
-from dtf.spec import SpecError, parse_requirements
-from integrations.http import IntegrationError, http_session
-from integrations.settings import ConfigError
-from integrations.trackers.testrail import (
+from dtf.integrations.http import IntegrationError, http_session
+from dtf.integrations.settings import ConfigError
+from dtf.integrations.trackers.testrail import (
     BLOCKED,
     FAILED,
     PASSED,
@@ -25,6 +19,12 @@ from integrations.trackers.testrail import (
     parse_status_map,
     result_payload,
 )
+from sqlalchemy import select
+
+from dtf.db.models import IntegrationOutcome, TestItem, TestResult
+from dtf.executor.collect import collect
+from dtf.scheduling.routing import describe
+from dtf.spec import SpecError, parse_requirements
 from tests.support.http_recorder import Reply, recording_server
 from tests.support.run_history import add_run, history_db
 
@@ -167,7 +167,7 @@ def test_a_refusal_is_one_line_without_the_api_key(testrail):
 
 
 def test_the_plugin_posts_the_run_and_records_where_to_see_it(testrail, db, monkeypatch):
-    from integrations.trackers.plugin import TestRailReporter
+    from dtf.integrations.trackers.plugin import TestRailReporter
 
     run = _results(db)
     monkeypatch.setenv("DTF_DATABASE_URL", str(db.get_bind().url))

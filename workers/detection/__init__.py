@@ -5,6 +5,6 @@
 the inventory into the hardware queues the worker declares.
 """
 
-from workers.detection.detect import PROBES, detect_inventory, queues_for
+from dtf.workers.detection.detect import PROBES, detect_inventory, queues_for
 
 __all__ = ["PROBES", "detect_inventory", "queues_for"]

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from dtf.workers.detection import browser, cpu, mps, nvidia, rocm
+
 from dtf.inventory import CpuInfo, Inventory, Probe
-from workers.detection import browser, cpu, mps, nvidia, rocm
 
 log = logging.getLogger("dtf.detection")
 
