@@ -1,4 +1,5 @@
-"""``dtf plugins``: the plugins this process finds, their kind and status."""
+"""``dtf plugins``: the plugins this process finds, their kind, status and whether each is
+configured (its ``dtf_configured``: "yes", "no: what to set", "-" when it does not say)."""
 
 from __future__ import annotations
 
@@ -31,12 +32,28 @@ def plugins_command(as_json: bool, task_file: str | None) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table("name", "kind", "status", "source", "hooks")
+    table = Table("name", "kind", "status", "configured", "source", "hooks")
     for info in found:
         status = info.status if not info.error else f"{info.status}: {info.error}"
-        table.add_row(info.name, info.kind or "-", status, info.source, ", ".join(info.hooks))
+        table.add_row(
+            info.name,
+            info.kind or "-",
+            status,
+            Text(_configured_cell(*info.configuration())),  # not markup
+            info.source,
+            ", ".join(info.hooks),
+        )
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:
         console.width = 160
     console.print(table)
+
+
+def _configured_cell(configured: bool | None, detail: str) -> str:
+    if configured is None:
+        return "-"
+    if configured:
+        return "yes"
+    return f"no: {detail}" if detail else "no"

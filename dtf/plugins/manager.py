@@ -14,7 +14,11 @@ tried again in the same process: one warning, not one per place that names it.
 
 A plugin is a module, a class (instantiated without arguments) or an object
 whose hook functions carry ``@hookimpl`` and which declares its kind in a
-``dtf_plugin_kind`` attribute (one of :data:`KINDS`).
+``dtf_plugin_kind`` attribute (one of :data:`KINDS`). It may also say whether
+it is set up: ``dtf_configured(env)`` (``env`` the environment's mapping)
+returns True when it is, else a short phrase naming what to set (e.g. ``"set
+DTF_SLACK_WEBHOOK_URL"``); ``dtf plugins`` shows the answer, asked when it is
+read (:attr:`PluginInfo.configured`), so it follows the environment.
 
 Failure isolation: ``fire`` calls each plugin's implementation on its own. One
 that raises is logged and disabled for the rest of that run in this process
@@ -35,7 +39,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -56,6 +60,8 @@ KINDS: tuple[str, ...] = (
 )
 ENTRY_POINT_GROUP = "dtf.plugins"
 PLUGINS_ENV = "DTF_PLUGINS"
+#: ``dtf_configured(env) -> True | "what to set"``: whether a plugin is set up
+CONFIGURED_ATTR = "dtf_configured"
 
 _PROCESS = None  # the key of a process-wide disable, where a hook has no run
 
@@ -72,6 +78,10 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     #: runs it is disabled for in this process; None: the whole process
     disabled: dict[str | None, str] = field(default_factory=dict)
+    #: the plugin's ``dtf_configured(env)``, None when it has none
+    configured_check: Callable[[Mapping[str, str]], bool | str] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def status(self) -> str:
@@ -81,7 +91,37 @@ class PluginInfo:
             return "disabled"
         return "disabled for a run" if self.disabled else "active"
 
+    @property
+    def configured(self) -> bool | None:
+        """Whether the plugin has the settings it needs here; None: it does not say."""
+        return self.configuration()[0]
+
+    @property
+    def configured_detail(self) -> str:
+        """When not configured, what to set (``""`` otherwise)."""
+        return self.configuration()[1]
+
+    def configuration(self, env: Mapping[str, str] | None = None) -> tuple[bool | None, str]:
+        """``(configured, detail)`` from the plugin's ``dtf_configured`` for ``env``
+        (default: this process's environment), asked now; never raises."""
+        if self.configured_check is None:
+            return None, ""
+        if not callable(self.configured_check):
+            return False, f"{CONFIGURED_ATTR} is not a function of the environment"
+        try:
+            answer = self.configured_check(os.environ if env is None else env)
+        except Exception as exc:  # a plugin's bug must not break `dtf plugins`
+            return False, plugin_error_line("dtf_configured", exc)
+        if answer is None:  # it cannot tell
+            return None, ""
+        if answer is True:
+            return True, ""
+        if isinstance(answer, str) and answer.strip():
+            return False, " ".join(answer.split())[:300]
+        return False, ""
+
     def to_dict(self) -> dict[str, Any]:
+        configured, detail = self.configuration()
         return {
             "name": self.name,
             "kind": self.kind,
@@ -91,6 +131,8 @@ class PluginInfo:
             "error": self.error,
             "hooks": list(self.hooks),
             "disabled": {run or "process": why for run, why in self.disabled.items()},
+            "configured": configured,
+            "configured_detail": detail,
         }
 
 
@@ -324,6 +366,7 @@ def _load(target: str, *, name: str | None, source: str, load) -> PluginInfo:
                 existing = _infos.get(info.name) or info
                 return existing  # the same plugin named twice (entry point and config)
             info.kind = _kind_of(plugin)
+            info.configured_check = getattr(plugin, CONFIGURED_ATTR, None)
             manager.register(plugin, name=info.name)
             info.hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
             wrappers = [
@@ -373,7 +416,7 @@ def _check_unknown_hooks(plugin: object) -> None:
             )
 
 
-_PLUGIN_ATTRS = {"dtf_plugin_kind", "dtf_plugin_name", "dtf_settings_sections"}
+_PLUGIN_ATTRS = {"dtf_plugin_kind", "dtf_plugin_name", "dtf_settings_sections", CONFIGURED_ATTR}
 
 
 def _describe(plugin: object) -> str:

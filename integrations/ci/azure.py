@@ -61,6 +61,9 @@ TAGS = {
 
 class Azure(CiProvider):
     name = "azure"
+    #: the CI it reports from, and the variable that CI sets (dtf/ci_context.py)
+    ci_name = "Azure Pipelines"
+    ci_variable = "TF_BUILD"
 
     def __init__(self, job, options, session=None, *, pat, bearer, collection, project):
         super().__init__(job, options, session)
@@ -74,15 +77,23 @@ class Azure(CiProvider):
 
     @classmethod
     def configure(cls, job, options, session=None) -> Azure | None:
+        found = cls.settings_for(job, options)
+        return None if isinstance(found, str) else cls(job, options, session, **found)
+
+    @classmethod
+    def settings_for(cls, job, options) -> dict[str, Any] | str:
+        """The provider's settings for ``job``, or what to set (``dtf plugins`` shows it)."""
         pat = options.secret("DTF_AZURE_TOKEN")
         bearer = options.secret("SYSTEM_ACCESSTOKEN")
+        if not (pat or bearer):
+            return "set DTF_AZURE_TOKEN, or SYSTEM_ACCESSTOKEN to $(System.AccessToken)"
         collection = job.details.get("collection_uri")
+        if not collection:
+            return "set SYSTEM_COLLECTIONURI"
         project = job.details.get("project")
-        if not (pat or bearer) or not collection or not project:
-            return None
-        return cls(
-            job, options, session, pat=pat, bearer=bearer, collection=collection, project=project
-        )
+        if not project:
+            return "set SYSTEM_TEAMPROJECT"
+        return {"pat": pat, "bearer": bearer, "collection": collection, "project": project}
 
     @property
     def secrets(self) -> list[str]:

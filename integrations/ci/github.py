@@ -47,6 +47,9 @@ _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 class GitHub(CiProvider):
     name = "github"
     task_keys = ("status_context", "checks")
+    #: the CI it reports from, and the variable that CI sets (dtf/ci_context.py)
+    ci_name = "GitHub Actions"
+    ci_variable = "GITHUB_ACTIONS"
 
     def __init__(self, job, options, session=None, *, token: str, repository: str, api: str):
         super().__init__(job, options, session)
@@ -65,14 +68,24 @@ class GitHub(CiProvider):
 
     @classmethod
     def configure(cls, job, options, session=None) -> GitHub | None:
+        found = cls.settings_for(job, options)
+        return None if isinstance(found, str) else cls(job, options, session, **found)
+
+    @classmethod
+    def settings_for(cls, job, options) -> dict[str, Any] | str:
+        """The provider's settings for ``job``, or what to set (``dtf plugins`` shows it)."""
         token = options.secret("DTF_GITHUB_TOKEN") or options.secret("GITHUB_TOKEN")
+        if not token:
+            return "set GITHUB_TOKEN or DTF_GITHUB_TOKEN"
         repository = job.details.get("repository") or options.text(None, "GITHUB_REPOSITORY")
-        if not token or not repository or not job.commit:
-            return None
+        if not repository:
+            return "set GITHUB_REPOSITORY"
+        if not job.commit:
+            return "no commit: set GITHUB_SHA"
         api = job.details.get("api_url") or options.text(
             None, "GITHUB_API_URL", "https://api.github.com"
         )
-        return cls(job, options, session, token=token, repository=repository, api=api)
+        return {"token": token, "repository": repository, "api": api}
 
     @property
     def secrets(self) -> list[str]:

@@ -23,6 +23,7 @@ Endpoints (docs.gitlab.com/api): ``POST /projects/:id/statuses/:sha`` (commits),
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from dtf.integrations.calls import call
@@ -40,6 +41,9 @@ PACKAGE = "dtf-reports"
 class GitLab(CiProvider):
     name = "gitlab"
     task_keys = ("status_name", "junit")
+    #: the CI it reports from, and the variable that CI sets (dtf/ci_context.py)
+    ci_name = "GitLab CI"
+    ci_variable = "GITLAB_CI"
 
     def __init__(self, job, options, session=None, *, token, job_token, api, project):
         super().__init__(job, options, session)
@@ -51,15 +55,25 @@ class GitLab(CiProvider):
 
     @classmethod
     def configure(cls, job, options, session=None) -> GitLab | None:
+        found = cls.settings_for(job, options)
+        return None if isinstance(found, str) else cls(job, options, session, **found)
+
+    @classmethod
+    def settings_for(cls, job, options) -> dict[str, Any] | str:
+        """The provider's settings for ``job``, or what to set (``dtf plugins`` shows it)."""
         token = options.secret("DTF_GITLAB_TOKEN") or options.secret("GITLAB_TOKEN")
+        if not token:
+            return "set DTF_GITLAB_TOKEN or GITLAB_TOKEN (a token with api scope)"
         api = job.details.get("api_url") or options.text(None, "CI_API_V4_URL")
+        if not api:
+            return "set CI_API_V4_URL"
         project = job.details.get("project_id") or options.text(None, "CI_PROJECT_ID")
-        if not token or not api or not project or not job.commit:
-            return None
+        if not project:
+            return "set CI_PROJECT_ID"
+        if not job.commit:
+            return "no commit: set CI_COMMIT_SHA"
         job_token = options.secret("CI_JOB_TOKEN")
-        return cls(
-            job, options, session, token=token, job_token=job_token, api=api, project=project
-        )
+        return {"token": token, "job_token": job_token, "api": api, "project": project}
 
     @property
     def secrets(self) -> list[str]:

@@ -20,6 +20,7 @@ dtf could set: the build's result is what ``dtf run`` exits with.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from dtf.integrations.calls import call
 from dtf.integrations.ci.base import CiProvider, FinishedRun, NotOffered, cut
@@ -34,6 +35,9 @@ JUNIT_FILE = "dtf-junit.xml"
 class Jenkins(CiProvider):
     name = "jenkins"
     task_keys = ("reports",)
+    #: the CI it reports from, and the variable that CI sets (dtf/ci_context.py)
+    ci_name = "Jenkins"
+    ci_variable = "JENKINS_URL"
 
     def __init__(self, job, options, session=None, *, user, token, workspace):
         super().__init__(job, options, session)
@@ -46,12 +50,19 @@ class Jenkins(CiProvider):
 
     @classmethod
     def configure(cls, job, options, session=None) -> Jenkins | None:
+        found = cls.settings_for(job, options)
+        return None if isinstance(found, str) else cls(job, options, session, **found)
+
+    @classmethod
+    def settings_for(cls, job, options) -> dict[str, Any] | str:
+        """The provider's settings for ``job``, or what to set (``dtf plugins`` shows it).
+        Without ``DTF_JENKINS_USER``/``_TOKEN`` it still writes the report files."""
         workspace = job.details.get("workspace") or options.text(None, "WORKSPACE")
         if not workspace and not job.build_url:
-            return None
+            return "set WORKSPACE or BUILD_URL"
         user = options.text(None, "DTF_JENKINS_USER")
         token = options.secret("DTF_JENKINS_TOKEN")
-        return cls(job, options, session, user=user, token=token, workspace=workspace or ".")
+        return {"user": user, "token": token, "workspace": workspace or "."}
 
     @property
     def secrets(self) -> list[str]:

@@ -7,6 +7,10 @@ test run, upload the artefacts, comment on the pull/merge request (updated in
 place on re-runs), set the final build status. Each step is on its own: one
 that fails is stored as the integration's outcome (``dtf status RUN`` shows
 it) and the next step still runs; nothing here changes the run's result.
+
+``dtf plugins`` asks :meth:`CiIntegration.dtf_configured`: set up when this
+process runs in the provider's CI (its ``ci_variable``) and the provider's
+``settings_for(job, options)`` finds what it needs (else it names what to set).
 """
 
 from __future__ import annotations
@@ -68,6 +72,34 @@ class CiIntegration:
         self.dtf_settings_sections = (provider.name,)
         self.env = env
         self._memory: dict[str, dict[str, Any]] = {}
+
+    def dtf_configured(self, env: Mapping[str, str]) -> bool | str:
+        """True in the provider's CI with what the provider needs; else what to set."""
+        provider = self.provider
+        ci = getattr(provider, "ci_name", None) or f"{provider.name} CI"
+        here = detect_ci(env)
+        undetected = detect_ci({**env, "DTF_CI": ""}) if here is None else None
+        if undetected is not None and undetected.provider == provider.name:
+            return f"DTF_CI={env.get('DTF_CI')} turns CI detection off"
+        if here is None or here.provider != provider.name:
+            variable = getattr(provider, "ci_variable", None)
+            why = f"this is {here.provider}" if here else f"{variable or 'its variable'} is not set"
+            return f"acts only in {ci} ({why})"
+        options = Options(provider.name, env=env)
+        try:
+            switch = self._env_name("")
+            if not options.boolean("enabled", switch, True):
+                return f"turned off by {switch}={options.env.get(switch)}"
+            self._artifacts(options)
+            job = job_for({}, env)
+            settings_for = getattr(provider, "settings_for", None)
+            if settings_for is not None:
+                found = settings_for(job, options)
+                return found if isinstance(found, str) else True
+            configured = provider.configure(job, options) is not None
+        except ConfigError as exc:
+            return str(exc)
+        return True if configured else f"{provider.name}: not set up (see its settings)"
 
     @hookimpl
     def dtf_run_submitted(self, run: dict[str, Any]) -> None:

@@ -4,18 +4,23 @@
 that serves ``/metrics`` (``DTF_METRICS_PORT``, see
 :mod:`dtf.integrations.metrics.worker`) and does nothing elsewhere.
 ``PushgatewayMetrics`` pushes the run's metrics when a run finishes
-(``DTF_PUSHGATEWAY_URL``).
+(``DTF_PUSHGATEWAY_URL``). ``dtf plugins`` says whether each is set up
+(``dtf_configured``), from the same settings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from dtf.integrations.metrics.worker import metrics_enabled
+from dtf.integrations.metrics.worker import PORT_ENV, metrics_enabled, metrics_port
 from dtf.integrations.settings import ConfigError, Options
 
 from dtf.plugins import hookimpl
 from dtf.plugins.outcomes import record_outcome
+
+#: the Pushgateway's URL (a secret: it may hold credentials)
+URL_ENV = "DTF_PUSHGATEWAY_URL"
 
 
 def _instruments():
@@ -29,6 +34,14 @@ class WorkerMetrics:
 
     dtf_plugin_kind = "monitoring"
     dtf_plugin_name = "prometheus"
+
+    def dtf_configured(self, env: Mapping[str, str]) -> bool | str:
+        """Set up where ``DTF_METRICS_PORT`` is: a worker started with it serves ``/metrics``."""
+        try:
+            port = metrics_port(dict(env))
+        except ValueError as exc:
+            return str(exc)
+        return True if port is not None else f"set {PORT_ENV} (in the workers' environment)"
 
     @hookimpl
     def dtf_task_started(self, task: dict[str, Any]) -> None:
@@ -78,11 +91,21 @@ class PushgatewayMetrics:
     dtf_plugin_name = "pushgateway"
     task_keys = ("job", "grouping")
 
+    def dtf_configured(self, env: Mapping[str, str]) -> bool | str:
+        options = Options(self.dtf_plugin_name, env=env)
+        if not options.secret(URL_ENV):
+            return f"set {URL_ENV}"
+        try:
+            grouping_key(options)
+        except ConfigError as exc:
+            return str(exc)
+        return True
+
     @hookimpl
     def dtf_run_finished(self, run: dict[str, Any], summary: dict[str, Any]) -> None:
         options = Options.for_run(self.dtf_plugin_name, run)
         options.check_keys(self.task_keys)
-        gateway = options.secret("DTF_PUSHGATEWAY_URL")
+        gateway = options.secret(URL_ENV)
         if not gateway:
             return
         from dtf.integrations.http import http_session

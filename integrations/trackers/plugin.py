@@ -4,11 +4,15 @@ JIRA files (or comments on) an issue for each test failing ``threshold`` runs in
 a row; TestRail adds the run's results to a TestRail test run. Each does nothing
 until its URL is set. A failure raises; the plugin manager records it as the
 integration's outcome of the run, and the run's result does not change.
+``dtf plugins`` says whether each is set up (``dtf_configured``), from the
+same settings the hooks read.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from dtf.integrations.http import IntegrationError
@@ -41,6 +45,13 @@ class JiraTracker:
     dtf_plugin_kind = "integration"
     dtf_plugin_name = "jira"
     task_keys = ("project", "threshold", "issue_type", "labels", "max_issues")
+
+    def dtf_configured(self, env: Mapping[str, str]) -> bool | str:
+        try:
+            settings = jira_settings(Options(self.dtf_plugin_name, env=env))
+        except ConfigError as exc:
+            return str(exc)
+        return True if settings else "set DTF_JIRA_URL, DTF_JIRA_TOKEN and DTF_JIRA_PROJECT"
 
     @hookimpl
     def dtf_run_finished(self, run: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -91,7 +102,10 @@ def jira_settings(options: Options) -> JiraSettings | None:
         )
     project = options.text("project", "DTF_JIRA_PROJECT")
     if not project:
-        raise ConfigError("DTF_JIRA_URL is set but DTF_JIRA_PROJECT is not: a project key")
+        raise ConfigError(
+            "DTF_JIRA_URL is set but DTF_JIRA_PROJECT is not: a project key "
+            "(or integrations.jira.project in the task file)"
+        )
     deployment = options.text(None, "DTF_JIRA_DEPLOYMENT")
     if deployment and deployment not in DEPLOYMENTS:
         raise ConfigError(
@@ -116,37 +130,71 @@ class TestRailReporter:
     dtf_plugin_name = "testrail"
     task_keys = ("run_id", "version")
 
+    def dtf_configured(self, env: Mapping[str, str]) -> bool | str:
+        try:
+            settings = testrail_settings(Options(self.dtf_plugin_name, env=env))
+        except ConfigError as exc:
+            return str(exc)
+        if settings is None:
+            return (
+                "set DTF_TESTRAIL_URL, DTF_TESTRAIL_USER, DTF_TESTRAIL_API_KEY and "
+                "DTF_TESTRAIL_RUN_ID"
+            )
+        return True
+
     @hookimpl
     def dtf_run_finished(self, run: dict[str, Any], summary: dict[str, Any]) -> None:
         options = Options.for_run(self.dtf_plugin_name, run)
         options.check_keys(self.task_keys)
-        url = options.text(None, "DTF_TESTRAIL_URL")
-        if not url:
+        settings = testrail_settings(options)
+        if settings is None:
             return
-        user = options.text(None, "DTF_TESTRAIL_USER")
-        api_key = options.secret("DTF_TESTRAIL_API_KEY")
-        if not user or not api_key:
-            raise ConfigError(
-                "DTF_TESTRAIL_URL is set but DTF_TESTRAIL_USER or DTF_TESTRAIL_API_KEY is not"
-            )
-        testrail_run = options.integer("run_id", "DTF_TESTRAIL_RUN_ID", 0, minimum=0)
-        if not testrail_run:
-            raise ConfigError(
-                "DTF_TESTRAIL_URL is set but no TestRail run id: set DTF_TESTRAIL_RUN_ID "
-                "or integrations.testrail.run_id in the task file"
-            )
-        status_map = parse_status_map(options.text(None, "DTF_TESTRAIL_STATUS_MAP") or "")
         commit = (run.get("ci") or {}).get("commit")
         version = options.text("version", "DTF_TESTRAIL_VERSION") or (
             str(commit)[:12] if commit else None
         )
         with session_scope(load_settings().database_url) as session:
             cases = case_results(session, run["id"])
-        results = result_payload(cases, status_map, run=run, version=version)
+        results = result_payload(cases, settings.status_map, run=run, version=version)
         if not results:
             return
-        TestRailClient(url, user, api_key).add_results_for_cases(testrail_run, results)
+        client = TestRailClient(settings.url, settings.user, settings.api_key)
+        client.add_results_for_cases(settings.run_id, results)
         record_outcome(
             run["id"], "testrail", ok=True, kind=self.dtf_plugin_kind,
-            url=f"{url.rstrip('/')}/index.php?/runs/view/{testrail_run}",
+            url=f"{settings.url.rstrip('/')}/index.php?/runs/view/{settings.run_id}",
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TestRailSettings:
+    """Where a run's results go: the server, its credentials, the TestRail run."""
+
+    __test__ = False
+    url: str
+    user: str
+    api_key: str = field(repr=False)
+    run_id: int
+    status_map: dict[str, int | None]
+
+
+def testrail_settings(options: Options) -> TestRailSettings | None:
+    """The settings from ``DTF_TESTRAIL_*`` (``run_id`` also from the task file); None when
+    ``DTF_TESTRAIL_URL`` is not set; ConfigError naming what else is missing."""
+    url = options.text(None, "DTF_TESTRAIL_URL")
+    if not url:
+        return None
+    user = options.text(None, "DTF_TESTRAIL_USER")
+    api_key = options.secret("DTF_TESTRAIL_API_KEY")
+    if not user or not api_key:
+        raise ConfigError(
+            "DTF_TESTRAIL_URL is set but DTF_TESTRAIL_USER or DTF_TESTRAIL_API_KEY is not"
+        )
+    run_id = options.integer("run_id", "DTF_TESTRAIL_RUN_ID", 0, minimum=0)
+    if not run_id:
+        raise ConfigError(
+            "DTF_TESTRAIL_URL is set but no TestRail run id: set DTF_TESTRAIL_RUN_ID "
+            "or integrations.testrail.run_id in the task file"
+        )
+    status_map = parse_status_map(options.text(None, "DTF_TESTRAIL_STATUS_MAP") or "")
+    return TestRailSettings(url, user, api_key, run_id, status_map)
