@@ -439,12 +439,13 @@ def wait(run_id, junit_xml, reports) -> None:
     Ctrl-C only stops waiting: the run goes on (`dtf cancel RUN` stops it)."""
     from dtf.db.session import session_scope
 
-    settings = load_settings()
-    _prepare_read(settings)
-    with session_scope(settings.database_url) as session:
-        run_id = _resolve_run(session, run_id)
-    _plugin_hooks().coordinator_started(settings, "wait")
+    # From the start: a Ctrl-C while dtf wait sets up stops waiting just the same.
     try:
+        settings = load_settings()
+        _prepare_read(settings)
+        with session_scope(settings.database_url) as session:
+            run_id = _resolve_run(session, run_id)
+        _plugin_hooks().coordinator_started(settings, "wait")
         summary = _wait(settings, run_id, None)
     except KeyboardInterrupt:
         stderr.print(f"dtf: stopped waiting; run {run_id} goes on (dtf cancel {run_id} stops it)")

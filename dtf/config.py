@@ -68,22 +68,29 @@ def project_root(start: Path | str | None = None) -> Path | None:
     """The nearest directory at or above ``start`` (default: the current directory) that
     holds ``.git``, ``pyproject.toml``, ``setup.cfg``, ``pytest.ini`` or ``tox.ini``."""
     for folder in _upwards(Path(start) if start is not None else Path.cwd()):
-        if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+        if _is_project_root(folder):
             return folder
     return None
+
+
+def _is_project_root(folder: Path) -> bool:
+    return any((folder / marker).exists() for marker in PROJECT_MARKERS)
 
 
 def find_home(start: Path | str | None = None) -> Path:
     """Where the embedded default lives when ``DTF_HOME`` is not set, found as git finds
     ``.git``: the nearest ``.dtf/`` at or above ``start`` (default: the current
-    directory); else ``.dtf/`` in the project root (:func:`project_root`); else in
+    directory), but not above the outermost project root (a stray ``/tmp/.dtf`` is not
+    this project's); else ``.dtf/`` in the project root (:func:`project_root`); else in
     ``start``. The same for every dtf process started anywhere in the project."""
     start = Path(start) if start is not None else Path.cwd()
     folders = _upwards(start)
-    for folder in folders:
+    roots = [folder for folder in folders if _is_project_root(folder)]
+    searched = folders[: folders.index(roots[-1]) + 1] if roots else folders
+    for folder in searched:
         if (folder / HOME_NAME).is_dir():
             return folder / HOME_NAME
-    return (project_root(start) or folders[0]) / HOME_NAME
+    return (roots[0] if roots else folders[0]) / HOME_NAME
 
 
 def home_of(env: Mapping[str, str], cwd: Path | str | None = None) -> Path:

@@ -49,6 +49,13 @@ def test_home_is_found_as_git_finds_dot_git(tmp_path, monkeypatch):
     (root / "src" / "pkg" / ".dtf").mkdir()
     assert find_home(deep) == root / "src" / "pkg" / ".dtf"
     assert find_home(root / "src") == root / ".dtf"
+    # A .dtf/ above the outermost project root is not this project's.
+    (root / ".dtf").rmdir()
+    (root / "src" / "pkg" / ".dtf").rmdir()
+    (tmp_path / ".dtf").mkdir()
+    assert find_home(deep) == root / "src" / ".dtf"
+    (tmp_path / ".dtf").rmdir()
+    (root / "src" / "pkg" / ".dtf").mkdir()
     # load_settings looks from the current directory; DTF_HOME still wins.
     monkeypatch.chdir(deep)
     assert load_settings({}).home == root / "src" / "pkg" / ".dtf"
