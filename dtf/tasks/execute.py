@@ -300,6 +300,10 @@ def _broken(db_url: str, batch_id: str, attempt_id: int | None, exc: Exception) 
     return {"batch_id": batch_id, "status": "broken", "error": error}
 
 
+#: States of a command task that has run (or will never run).
+COMMAND_ENDED = frozenset({"done", "timed_out", "cancelled", "broken"})
+
+
 @shared_task(bind=True, name="dtf.execute_command")
 def execute_command(self, task_id: int) -> dict:
     """Run a ``command`` task's shell command and store its exit code and bounded output."""
@@ -307,6 +311,11 @@ def execute_command(self, task_id: int) -> dict:
     try:
         with session_scope(db_url) as session:
             task = session.get(RunTask, task_id)
+            if task.status in COMMAND_ENDED:
+                # Delivered again (a replayed message): its result stays, it does not rerun.
+                logger.warning("command task %s has ended (%s): not run again", task_id,
+                               task.status)  # fmt: skip
+                return {"task_id": task_id, "status": task.status}
             if task.stop_reason:  # its run was cancelled before the command began
                 task.status, task.output, task.finished_at = "cancelled", task.stop_reason, utcnow()
                 return {"task_id": task_id, "status": "cancelled"}
@@ -316,15 +325,19 @@ def execute_command(self, task_id: int) -> dict:
             store._mark_run_started(session, task.run_id, task.started_at)
             spec, workdir, timeout = dict(task.spec), task.workdir, task.timeout
             bundle = session.get(Run, task.run_id).bundle
+        stop = TaskStop(db_url, task_id)
         result = run_command(
             spec["command"],
             cwd=str(code_dir(db_url, bundle, workdir)),
             env={**os.environ, **(spec.get("env") or {})},
             timeout=timeout,
+            cancelled=lambda: stop() is not None,
         )
         with session_scope(db_url) as session:
             task = session.get(RunTask, task_id)
-            task.status = "timed_out" if result.timed_out else "done"
+            task.status = (
+                "cancelled" if result.cancelled else "timed_out" if result.timed_out else "done"
+            )
             task.exit_code = result.exit_code
             task.output = result.output
             task.finished_at = utcnow()

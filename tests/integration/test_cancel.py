@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -113,3 +114,60 @@ def test_ctrl_c_on_dtf_wait_only_stops_waiting_and_dtf_cancel_ends_the_run(
     assert ended.returncode == 4, ended.stdout + ended.stderr
     after = status(cluster_env, root, run_id)
     assert after["status"] == "cancelled" and after["finished"] < after["total"]
+
+
+def command_task(tmp_path: Path, command: str) -> Path:
+    task_file = tmp_path / "run.json"
+    task = {"type": "command", "name": "work", "command": command, "timeout": 600,
+            "requirements": {"hardware": "cpu"}}  # fmt: skip
+    task_file.write_text(json.dumps({"tasks": [task]}))
+    return task_file
+
+
+def command_of(env: dict[str, str], cwd: Path, run_id: str) -> dict:
+    report = run_dtf("report", run_id, "--format", "json", env=env, cwd=cwd)
+    assert report.returncode == 0, report.stderr
+    return next(t for t in json.loads(report.stdout)["tasks"] if t["type"] == "command")
+
+
+def test_dtf_cancel_kills_a_running_command_task(tmp_path, cluster_env, start_worker):
+    task_file = command_task(tmp_path, "echo started; sleep 600")
+    start_worker(cluster_env, queues="cpu", concurrency=1, name="solo")
+    submit = run_dtf("submit", "--task-file", str(task_file), env=cluster_env, cwd=tmp_path)
+    assert submit.returncode == 0, submit.stderr
+    run_id = submit.stdout.strip().splitlines()[-1]
+    while command_of(cluster_env, tmp_path, run_id)["status"] != "running":
+        time.sleep(0.3)
+
+    assert run_dtf("cancel", run_id, env=cluster_env, cwd=tmp_path).returncode == 0
+    ended = run_dtf("wait", run_id, env=cluster_env, cwd=tmp_path)
+
+    assert ended.returncode == 4, ended.stdout + ended.stderr
+    command = command_of(cluster_env, tmp_path, run_id)
+    assert command["status"] == "cancelled"
+    assert command["output"].startswith("started")
+    assert "its run was cancelled" in command["output"]
+
+
+def test_a_replayed_command_message_does_not_run_the_command_again(
+    tmp_path, cluster_env, start_worker
+):
+    from dtf.celery_app import create_app
+
+    marker = tmp_path / "ran"
+    task_file = command_task(tmp_path, f"echo once >> {marker}; echo done")
+    start_worker(cluster_env, queues="cpu", concurrency=1, name="solo")
+    ran = run_dtf("run", "--task-file", str(task_file), env=cluster_env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    run_id = re.search(r"\(run (\w+)\)", ran.stdout).group(1)
+    first = command_of(cluster_env, tmp_path, run_id)
+
+    # Whoever can write to the broker sends the command's message again.
+    app = create_app()
+    app.conf.update(broker_url=cluster_env["DTF_BROKER_URL"],
+                    result_backend=cluster_env["DTF_BROKER_URL"])  # fmt: skip
+    replay = app.send_task("dtf.execute_command", args=[first["id"]], queue="cpu")
+
+    assert replay.get(timeout=120)["status"] == "done"
+    assert marker.read_text() == "once\n"
+    assert command_of(cluster_env, tmp_path, run_id) == first
