@@ -52,10 +52,12 @@ def verbose_requested() -> bool:
     help="Seconds between looks at the database with --follow.",
 )
 def logs(run_id: str, test_id: str | None, follow: bool, interval: float) -> None:
-    """Print what a test printed (stdout, stderr, failure report).
+    """Print what a test printed (stdout, stderr, failure report), or a command task's
+    output.
 
-    Without TEST_ID: list the run's tests that have captured output. TEST_ID is a
-    node id, or its end after a '/' or '::' when that names one test of the run.
+    Without TEST_ID: list the run's tests that have captured output, and its command
+    tasks. TEST_ID is a node id, or its end after a '/' or '::' when that names one
+    test of the run, or a command task's name (or `task N`).
     """
     from dtf.config import load_settings
     from dtf.db.session import session_scope
@@ -64,6 +66,10 @@ def logs(run_id: str, test_id: str | None, follow: bool, interval: float) -> Non
     _check_database(settings.database_url)
     with session_scope(settings.database_url) as session:
         _check_run(session, run_id)
+        command = _command_task(session, run_id, test_id) if test_id else None
+        if command is not None:
+            _print_command(session, command, follow, interval)
+            return
         nodeid = _match_test(session, run_id, test_id) if test_id else None
         if not follow:
             if nodeid is None:
@@ -81,6 +87,38 @@ def _check_database(db_url: str) -> None:
     if not database_exists(db_url):
         raise BadInput(f"no dtf database at {db_url}: run something first, or set DTF_DATABASE_URL")
     ensure_readable(db_url)
+
+
+def _command_task(session, run_id: str, name: str):
+    """The command task of the run that ``name`` names (its name, or ``task N``)."""
+    from sqlalchemy import select
+
+    from dtf.db.models import RunTask
+
+    commands = session.scalars(
+        select(RunTask).where(RunTask.run_id == run_id, RunTask.type == "command")
+    ).all()
+    return next(
+        (c for c in commands if name in (c.name, f"task {c.position}", str(c.position))), None
+    )
+
+
+def _print_command(session, command, follow: bool, interval: float) -> None:
+    """A command task's output, once it has ended (with --follow: waiting for that)."""
+    from dtf.errors import BadInput
+
+    label = command.name or f"task {command.position}"
+    while command.status in ("pending", "running"):
+        if not follow:
+            raise BadInput(
+                f"command {label!r} of run {command.run_id} is {command.status}; "
+                f"`dtf logs {command.run_id} {label!r} --follow` waits for it"
+            )
+        time.sleep(interval)
+        session.expire_all()
+    ended = f"exit {command.exit_code}" if command.exit_code is not None else "no exit code"
+    click.echo(f"--- command {label!r}: {command.status}, {ended} ---")
+    click.echo((command.output or "").rstrip("\n") or "(no output)")
 
 
 def _check_run(session, run_id: str) -> None:
@@ -166,6 +204,7 @@ def _print_listing(session, run_id: str) -> None:
     ).all()
     if not rows:
         click.echo(f"run {run_id}: none of its {total} results captured output")
+        _list_commands(session, run_id)
         return
     click.echo(f"run {run_id}: {len(rows)} of {total} results captured output")
     for nodeid, outcome, when, attempt, superseded, *counts in rows:
@@ -177,6 +216,27 @@ def _print_listing(session, run_id: str) -> None:
             notes.append("superseded by a rerun")
         click.echo(f"  {_label(outcome, when):9} {nodeid}  ({', '.join(notes)})")
     click.echo(f"`dtf logs {run_id} TEST_ID` prints a test's output")
+    _list_commands(session, run_id)
+
+
+def _list_commands(session, run_id: str) -> None:
+    from sqlalchemy import select
+
+    from dtf.db.models import RunTask
+
+    commands = session.scalars(
+        select(RunTask)
+        .where(RunTask.run_id == run_id, RunTask.type == "command")
+        .order_by(RunTask.position)
+    ).all()
+    if not commands:
+        return
+    click.echo(f"run {run_id}: {len(commands)} command task(s)")
+    for command in commands:
+        label = command.name or f"task {command.position}"
+        lines = _lines(len((command.output or "").splitlines()))
+        click.echo(f"  {command.status:9} {label}  (output {lines})")
+    click.echo(f"`dtf logs {run_id} NAME` prints a command task's output")
 
 
 def _lines(count: int) -> str:

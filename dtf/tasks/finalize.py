@@ -46,6 +46,17 @@ def unfinished_batches(db_url: str, run_id: str) -> int:
         )
 
 
+def _end_batched_tasks(run: Run) -> None:
+    """Test and benchmark tasks end with their run (command tasks record their own end):
+    ``done``, ``stopped`` (-x / --maxfail) or ``cancelled``."""
+    for task in run.tasks:
+        if task.type != "command" and task.status in ("pending", "running"):
+            task.status = (
+                "cancelled" if run.cancel_reason else "stopped" if task.stop_reason else "done"
+            )
+            task.finished_at = task.finished_at or run.finished_at
+
+
 def finalize(db_url: str, run_id: str) -> dict:
     """Finalize a run unless that was done already (the chord and the reconciler may both
     try: the run's row is locked and a finished run is left as it is)."""
@@ -72,5 +83,6 @@ def finalize(db_url: str, run_id: str) -> dict:
         run.status = summary.verdict()
         run.finished_at = utcnow()
         run.started_at = run.started_at or run.finished_at
+        _end_batched_tasks(run)
         status = run.status
     return {"run_id": run_id, "status": status, "counts": summary.counts}

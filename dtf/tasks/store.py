@@ -98,6 +98,9 @@ def start_attempt(
         batch.status = "running"
         batch.started_at = batch.started_at or now
         _mark_run_started(session, batch.run_id, now)
+        task = session.get(RunTask, batch.task_id)
+        if task is not None and task.status == "pending":
+            task.status, task.started_at = "running", now
         session.flush()
         return _work(session, batch, attempt.id, [old.worker or "?" for old in interrupted])
 

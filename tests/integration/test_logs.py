@@ -7,6 +7,7 @@ database), which keeps the test short.
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from dtf.db.models import Run
-from tests.support.processes import run_dtf
+from tests.support.processes import clean_env, run_dtf
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +158,28 @@ def test_follow_a_running_batch_then_read_each_test_back(
     }
     for args, message in refusals.items():
         assert dtf_logs(*args) == (2, "", f"dtf: error: {message}\n"), args
+
+
+def test_a_command_tasks_output_is_found_by_its_name_and_each_task_ends(tmp_path):
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    (tmp_path / "run.json").write_text(
+        '{"tasks": [{"type": "test", "paths": ["test_one.py"]},'
+        ' {"type": "command", "name": "greet", "command": "echo hello from greet"}]}'
+    )
+    env = clean_env(DTF_HOME=str(tmp_path / "home"))
+    ran = run_dtf("run", "--task-file", "run.json", env=env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    run_id = re.search(r"\(run (\w+)\)", ran.stdout).group(1)
+
+    by_name = run_dtf("logs", run_id, "greet", env=env, cwd=tmp_path)
+    listing = run_dtf("logs", run_id, env=env, cwd=tmp_path)
+    report = run_dtf("report", run_id, "--format", "json", env=env, cwd=tmp_path)
+
+    assert by_name.returncode == 0, by_name.stderr
+    assert by_name.stdout.splitlines() == [
+        "--- command 'greet': done, exit 0 ---",
+        "hello from greet",
+    ]
+    assert "done      greet  (output 1 line)" in listing.stdout
+    tasks = {t["type"]: t["status"] for t in json.loads(report.stdout)["tasks"]}
+    assert tasks == {"test": "done", "command": "done"}

@@ -3,6 +3,8 @@ without being held in memory, and a timeout or a cancel kills it."""
 
 from __future__ import annotations
 
+import time
+
 import psutil
 
 from dtf.executor.command_runner import run_command
@@ -10,10 +12,17 @@ from dtf.executor.records import MAX_TEXT_BYTES
 
 
 def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+    """Whether ``pid`` has ended (a zombie has: nothing may reap it in a container), once
+    the SIGKILL sent to it has been delivered."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_a_background_process_the_command_leaves_ends_with_it(tmp_path):
