@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 CONTROL_QUEUE = "dtf.control"
 #: Every worker also consumes a queue of its own, for work meant for it alone.
@@ -214,10 +214,50 @@ def with_installed_driver(url: str) -> str:
     return url
 
 
+#: Query parameters whose value ``redact`` hides: a key is secret when its lower-cased name
+#: contains one of these (``password``, ``sslpassword``, ``db_password``, ``token``,
+#: ``access_token``, ``client_secret``, ``api_key`` …) …
+SECRET_KEY_PARTS = (
+    "password", "passwd", "pwd", "secret", "token", "apikey", "api_key", "api-key",
+    "accesskey", "access_key", "credential", "signature", "private",
+)  # fmt: skip
+#: … or is one of these exactly (Azure SAS ``sig``, Google ``key``, ``auth``).
+SECRET_KEYS = ("sig", "key", "auth")
+HIDDEN = "***"
+
+
 def redact(url: str) -> str:
-    """The URL with its password replaced by ``***``, for messages and logs."""
-    parts = urlsplit(url)
-    if not parts.password:
+    """The URL with its password and the values of secret-looking query parameters
+    (:data:`SECRET_KEY_PARTS`, :data:`SECRET_KEYS`) replaced by ``***``, for messages,
+    logs and plugin payloads; everything else is left as it was written."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: hide everything that might be secret
+        return _redact_text(url)
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", f":{HIDDEN}@", 1)
+    query = _redact_query(parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def is_secret_key(name: str) -> bool:
+    """True for a query parameter whose value :func:`redact` hides."""
+    name = unquote_plus(name).strip().lower()
+    return name in SECRET_KEYS or any(part in name for part in SECRET_KEY_PARTS)
+
+
+def _redact_query(query: str) -> str:
+    pairs = []
+    for pair in re.split(r"([&;])", query):
+        key, sep, _ = pair.partition("=")
+        pairs.append(f"{key}={HIDDEN}" if sep and is_secret_key(key) else pair)
+    return "".join(pairs)
+
+
+def _redact_text(url: str) -> str:
+    head, sep, query = url.partition("?")
+    head = re.sub(r"(//[^/@]*?:)[^/]*@", rf"\g<1>{HIDDEN}@", head, count=1)
+    return head + sep + _redact_query(query)
