@@ -35,6 +35,20 @@ _Priority = Annotated[int, Field(ge=0, le=9)]
 _PositiveFloat = Annotated[float, Field(gt=0)]
 _NonNegativeFloat = Annotated[float, Field(ge=0)]
 _NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+#: The longest run or task name, plugin target and benchmark model or runtime: what
+#: their columns hold (``runs.name``, ``run_tasks.name``, ``integration_outcomes.integration``:
+#: 200; ``benchmark_results.model`` and ``.runtime``: 255; ``.shape``: 64).
+MAX_NAME_CHARS = 200
+MAX_MODEL_CHARS = 255
+MAX_SHAPE_CHARS = 64
+#: The largest task file read, and the most values a YAML one may hold once its aliases
+#: are expanded (a "billion laughs" file is refused before it is built).
+MAX_TASK_FILE_BYTES = 1024 * 1024
+MAX_YAML_VALUES = 100_000
+#: The deepest a task file's lists and objects may nest (dtf's own fields need under 10).
+MAX_NESTING = 32
+_Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
 _PLUGIN_TARGET = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 
 
@@ -44,7 +58,9 @@ def _check_plugin_target(value: str) -> str:
     return value
 
 
-_PluginTarget = Annotated[str, AfterValidator(_check_plugin_target)]
+_PluginTarget = Annotated[
+    str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_check_plugin_target)
+]
 
 
 class SpecError(ValueError):
@@ -135,9 +151,9 @@ class BenchmarkConfig(_Model):
 
     model_config = ConfigDict(extra="allow")
 
-    model: _NonEmptyStr
+    model: Annotated[str, Field(min_length=1, max_length=MAX_MODEL_CHARS)]
     #: "pytorch", "onnxruntime" or a user's callable "module:function"
-    runtime: str = "pytorch"
+    runtime: Annotated[str, Field(max_length=MAX_MODEL_CHARS)] = "pytorch"
     batch_sizes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = Field(
         default_factory=lambda: [1]
     )
@@ -171,6 +187,13 @@ class BenchmarkConfig(_Model):
     def _one_kind_of_shape(self) -> BenchmarkConfig:
         if self.sequence_lengths and self.input_shapes:
             raise ValueError("give sequence_lengths or input_shapes, not both")
+        for shape in self.shapes():
+            label = "x".join(str(d) for d in shape)  # as dtf.benchmarking.plan.shape_label
+            if len(label) > MAX_SHAPE_CHARS:
+                raise ValueError(
+                    f"input shape {label[:24]}... is {len(label)} characters written out, "
+                    f"longer than the {MAX_SHAPE_CHARS} allowed"
+                )
         return self
 
     def shapes(self) -> list[list[int]]:
@@ -186,7 +209,7 @@ class BenchmarkConfig(_Model):
 class _TaskBase(_Model):
     # Declared here so that ``type`` comes first in dumps; subclasses narrow it.
     type: str
-    name: str | None = None
+    name: _Name | None = None
     priority: _Priority | None = None
     requirements: Requirements = Field(default_factory=Requirements)
     timeout_seconds: _PositiveFloat | None = None
@@ -311,7 +334,7 @@ _TASK_MODELS: dict[str, type[_TaskBase]] = {
 class RunSpec(_Model):
     """A submitted run: one or more tasks."""
 
-    name: str | None = None
+    name: _Name | None = None
     tasks: Annotated[list[Task], Field(min_length=1)]
     #: ``key: value`` strings stored with the run, shown by status and reports, given to
     #: plugins, and selecting runs (``dtf report --label key=value``); see dtf/labels.py
@@ -344,6 +367,7 @@ def parse_run_spec(data: object, source: str = "task file") -> RunSpec:
     """Validate already-decoded data: a run object, a bare list of tasks, or one task object."""
     if data is None:
         _fail(source, "", "is empty")
+    _check_nesting(data, source)
     if isinstance(data, list):
         data = {"tasks": data}
     if not isinstance(data, dict):
@@ -359,6 +383,19 @@ def parse_run_spec(data: object, source: str = "task file") -> RunSpec:
     return _validate(_RUN_ADAPTER, RunSpec, data, source)
 
 
+def _check_nesting(data: object, source: str) -> None:
+    # Without recursion: the data may nest deeper than Python's own limit (or hold itself).
+    stack: list[tuple[object, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth >= MAX_NESTING:
+            _fail(source, "", f"lists and objects nest deeper than {MAX_NESTING} levels")
+        children = value.values() if isinstance(value, dict) else value
+        stack += [(child, depth + 1) for child in children]
+
+
 def load_run_spec(path: str | Path) -> RunSpec:
     """Load a JSON or YAML run file (by extension; otherwise JSON, then YAML)."""
     source = str(path)
@@ -367,12 +404,7 @@ def load_run_spec(path: str | Path) -> RunSpec:
         _fail(source, "", "no such file")
     if file.is_dir():
         _fail(source, "", "is a directory")
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        _fail(source, "", "cannot read: not UTF-8 text")
-    except OSError as err:
-        _fail(source, "", f"cannot read: {err.strerror or err}")
+    text = _read_task_file(file, source)
     if not text.strip():
         _fail(source, "", "is empty")
 
@@ -384,9 +416,9 @@ def load_run_spec(path: str | Path) -> RunSpec:
     else:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             try:
-                data = yaml.safe_load(text)
+                data = _parse_yaml(text, source)
             except yaml.YAMLError:
                 # Neither parses: report in the format the file most likely meant to use.
                 if text.lstrip()[:1] in ("{", "["):
@@ -451,16 +483,47 @@ def _is_single_task(data: dict[Any, Any]) -> bool:
     return "type" in data or not set(data) <= set(RunSpec.model_fields)
 
 
+def _read_task_file(file: Path, source: str) -> str:
+    """The file's UTF-8 text, refused past MAX_TASK_FILE_BYTES; a pipe or a device is
+    read no further than that."""
+    too_big = f"is larger than {MAX_TASK_FILE_BYTES} bytes, the most a task file may be"
+    try:
+        if file.is_file():
+            if file.stat().st_size > MAX_TASK_FILE_BYTES:
+                _fail(source, "", too_big)
+            return file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            data = stream.read(MAX_TASK_FILE_BYTES + 1)
+        if len(data) > MAX_TASK_FILE_BYTES:
+            _fail(source, "", too_big)
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(source, "", "cannot read: not UTF-8 text")
+    except OSError as err:
+        _fail(source, "", f"cannot read: {err.strerror or err}")
+
+
 def _load_json(text: str, source: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         _fail(source, "", f"not valid JSON: line {err.lineno} column {err.colno}: {err.msg}")
+    except RecursionError:
+        _fail(source, "", "not valid JSON: nested too deeply")
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    from dtf.safe_yaml import UnsafeYaml, safe_load
+
+    try:
+        return safe_load(text, MAX_YAML_VALUES)
+    except UnsafeYaml as err:
+        _fail(source, "", str(err))
 
 
 def _load_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return _parse_yaml(text, source)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or str(err)
@@ -532,6 +595,9 @@ def _explain(error: Any, root: Any) -> tuple[str, str]:
         return location, f"expected {_TYPE_NOUNS[kind]}, got {_describe_value(value)}"
     if kind in ("too_short", "string_too_short") and ctx.get("min_length") == 1:
         return location, "must not be empty"
+    if kind == "string_too_long":
+        limit = ctx["max_length"]
+        return location, f"is {len(value)} characters long, longer than the {limit} allowed"
     bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than_equal": "<="}
     if kind in bounds:
         limit = next(iter(ctx.values()))
