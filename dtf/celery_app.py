@@ -12,6 +12,7 @@ from kombu import Queue
 
 from dtf import embedded_broker
 from dtf.config import CONTROL_QUEUE, QUEUE_MAX_PRIORITY, pin_home, worker_queue
+from dtf.signing import sign_messages, signing_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ def create_app() -> Celery:
     embedded_broker.register()
     app = Celery("dtf", include=["dtf.tasks.execute", "dtf.tasks.finalize", "dtf.tasks.benchmark"])
     app.config_from_object(os.environ.get("DTF_CELERY_CONFIG") or DEFAULT_CELERY_CONFIG)
+    signing = signing_from_env()
+    if signing is not None:
+        sign_messages(app, signing)
     app.conf.task_queues = [Queue(name, routing_key=name) for name in DEFAULT_WORKER_QUEUES]
     return app
 
