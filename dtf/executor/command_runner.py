@@ -4,6 +4,7 @@ The command runs in a process group of its own, its output goes to a temporary f
 (never all into memory), and the command ends with its own process: when it exits,
 times out or is cancelled, whatever it started in its group (a ``server &`` left
 running) is killed, so no background process keeps the task, or its output, open.
+It sees the worker's environment less dtf's own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from dtf.executor.child_env import child_env
 from dtf.executor.lifetime import die_with_parent
 from dtf.executor.records import MAX_TEXT_BYTES, bounded
 
@@ -42,14 +44,16 @@ def run_command(
 ) -> CommandResult:
     """Run ``command`` (a string goes through the shell), stdout and stderr merged.
 
-    ``cancelled``: asked while the command runs; once True, the command is killed.
+    ``env``: variables set over this process's environment less dtf's settings and
+    secrets (:mod:`dtf.executor.child_env`). ``cancelled``: asked while the command
+    runs; once True, the command is killed.
     """
     with tempfile.TemporaryFile(prefix="dtf-command-") as output:
         process = subprocess.Popen(
             command,
             shell=isinstance(command, str),
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=child_env(os.environ, env),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,

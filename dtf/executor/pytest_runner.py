@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dtf.executor import warm
+from dtf.executor.child_env import child_env
 from dtf.executor.lifetime import die_with_parent
 from dtf.executor.pytest_main import PYTEST_MAIN
 from dtf.executor.records import TestRecord, bounded
@@ -207,7 +208,8 @@ def run_pytest_batch(
     ``on_record`` is called from the calling thread as each result arrives. Every id gets at
     least one record: its pytest results, or one runner-made record (when="run") saying it
     crashed, timed out, ran out of memory, or never ran (outcome "error") -- unless
-    ``recovery`` defers it (``BatchOutcome.deferred``). ``env`` is merged over os.environ.
+    ``recovery`` defers it (``BatchOutcome.deferred``). ``env`` is merged over os.environ
+    less dtf's settings and secrets (:mod:`dtf.executor.child_env`).
     ``recovery`` decides what happens when a child crashes, hangs or runs out of memory
     (default: the culprit is isolated, see :class:`RecoveryHooks`). ``memory_limit_mb``
     caps each child's address space (RLIMIT_AS). ``reruns``: a test that failed runs again
@@ -269,7 +271,10 @@ class _BatchRun:
         self.python = python
         self.extra_args = extra_args
         self.env = env
-        self.child_env = {**os.environ, **(env or {})}
+        # The tests see the worker's environment less dtf's own; dtf's settings (the
+        # rewrite cache's) are read from all of it.
+        self.child_env = child_env(os.environ, env)
+        self.cache_args = rewrite_cache_args({**os.environ, **(env or {})})
         self.test_timeout = test_timeout
         self.poll_interval = poll_interval
         self.on_record = on_record
@@ -383,7 +388,7 @@ class _BatchRun:
         workdir.mkdir()
         child = _ChildRun(
             unit.nodeids, self.invocation_dir, workdir, self.python,
-            self._pytest_args(unit.nodeids), self.child_env,
+            self._pytest_args(unit.nodeids), self.child_env, cache_args=self.cache_args,
             files=None if self.args is None else self._files(unit.nodeids),
             memory_limit_mb=self.memory_limit_mb, grouped=self.grouped,
             handoff=self.handoff if unit.attempt == 1 and unit.decision is None else None,
@@ -767,6 +772,7 @@ class _ChildRun:
         handoff: Handoff | None = None,
         files: Sequence[str] | None = None,
         stop: Callable[[], str | None] | None = None,
+        cache_args: Sequence[str] = (),
     ) -> None:
         self.memory_limit_mb = memory_limit_mb
         self.grouped = grouped
@@ -803,7 +809,7 @@ class _ChildRun:
             "-q",
             "--continue-on-collection-errors",
             *([f"--dtf-handoff={self.handoff_file}"] if handoff or stop else []),
-            *rewrite_cache_args(env),
+            *cache_args,
             *only_files,
             *args,
         ]

@@ -329,7 +329,8 @@ def execute_command(self, task_id: int) -> dict:
         result = run_command(
             spec["command"],
             cwd=str(code_dir(db_url, bundle, workdir)),
-            env={**os.environ, **(spec.get("env") or {})},
+            # over the worker's environment less dtf's settings and secrets
+            env=spec.get("env") or {},
             timeout=timeout,
             cancelled=lambda: stop() is not None,
         )

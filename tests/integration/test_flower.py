@@ -48,10 +48,15 @@ def _eventually(probe: Callable[[], object], what: str, timeout: float = 60) -> 
 @pytest.fixture
 def flower(tmp_path, cluster_env) -> Iterator[str]:
     """`celery -A dtf flower` on a free local port; yields its base URL."""
+    # Flower 2 refuses its HTTP API without authentication unless told otherwise.
+    with running_flower(tmp_path, {**cluster_env, "FLOWER_UNAUTHENTICATED_API": "true"}) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def running_flower(tmp_path, env: dict[str, str]) -> Iterator[str]:
     port = _free_port()
     log = tmp_path / "flower.log"
-    # Flower 2 refuses its HTTP API without authentication unless told otherwise.
-    env = {**cluster_env, "FLOWER_UNAUTHENTICATED_API": "true"}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "dtf", "flower",
@@ -147,3 +152,16 @@ def test_flower_shows_dtf_workers_queues_and_readable_tasks(
     assert {"dtf.execute_batch", "dtf.finalize_run"} <= set(worker["registered"])
     lengths = _get(flower, "/api/queues/length")["active_queues"]
     assert {q["name"]: q["messages"] for q in lengths}["cpu"] == 0
+
+
+def test_flower_with_basic_auth_as_docker_compose_sets_it_refuses_anonymous_readers(
+    tmp_path, cluster_env
+):
+    """docker-compose.yml gives Flower FLOWER_BASIC_AUTH from DTF_FLOWER_USER and
+    DTF_FLOWER_PASSWORD: its pages and API (task arguments, results) need them."""
+    env = {**cluster_env, "FLOWER_BASIC_AUTH": "ops:s3cret-Pass"}
+    with running_flower(tmp_path, env) as base:
+        anonymous = requests.get(f"{base}/tasks/datatable", timeout=10)
+        wrong = requests.get(f"{base}/api/workers", auth=("ops", "guess"), timeout=10)
+        allowed = requests.get(f"{base}/api/workers", auth=("ops", "s3cret-Pass"), timeout=10)
+    assert (anonymous.status_code, wrong.status_code, allowed.status_code) == (401, 401, 200)

@@ -47,11 +47,25 @@ COMPOSE_SCHEMA_SHA256 = "0dc04bd346dcfee1b1419628fff79937bbf076925f298f272a2b490
 
 DTF_SERVICES = {"init-db", "flower", "worker-cpu", "worker-cuda"}
 WORKERS = {"worker-cpu": "cpu", "worker-cuda": "cuda"}
-EXPECTED_ENV = {
-    "DTF_BROKER_URL": "redis://redis:6379/0",
-    "DTF_RESULT_BACKEND": "redis://redis:6379/1",
-    "DTF_DATABASE_URL": "postgresql+psycopg2://dtf:dtf@postgres:5432/dtf",
+#: Every credential comes from the environment; none has a default.
+CREDENTIALS = {
+    "DTF_REDIS_PASSWORD": "redis-pw",
+    "DTF_POSTGRES_PASSWORD": "pg-pw",
+    "DTF_FLOWER_USER": "ops",
+    "DTF_FLOWER_PASSWORD": "flower-pw",
 }
+EXPECTED_ENV = {
+    "DTF_BROKER_URL": "redis://:${DTF_REDIS_PASSWORD:?set DTF_REDIS_PASSWORD}@redis:6379/0",
+    "DTF_RESULT_BACKEND": "redis://:${DTF_REDIS_PASSWORD:?set DTF_REDIS_PASSWORD}@redis:6379/1",
+    "DTF_DATABASE_URL": "postgresql+psycopg2://dtf:${DTF_POSTGRES_PASSWORD:?set "
+    "DTF_POSTGRES_PASSWORD}@postgres:5432/dtf",
+}
+RESOLVED_ENV = {
+    "DTF_BROKER_URL": "redis://:redis-pw@redis:6379/0",
+    "DTF_RESULT_BACKEND": "redis://:redis-pw@redis:6379/1",
+    "DTF_DATABASE_URL": "postgresql+psycopg2://dtf:pg-pw@postgres:5432/dtf",
+}
+FLOWER_LOGIN = {"FLOWER_BASIC_AUTH": "ops:flower-pw"}
 
 
 # --- helpers -------------------------------------------------------------------
@@ -69,8 +83,11 @@ def _tool(name: str) -> str:
     pytest.skip(message)
 
 
-def _docker_compose(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def _docker_compose(
+    *args: str, cwd: Path = ROOT, credentials: dict[str, str] = CREDENTIALS
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
+    env = {k: v for k, v in env.items() if k not in CREDENTIALS} | credentials
     return subprocess.run(
         [_tool("docker-compose"), *args],
         cwd=cwd,
@@ -190,8 +207,11 @@ def test_compose_resolves_the_file_as_these_tests_read_it(services):
     resolved = yaml.safe_load(result.stdout)["services"]
     assert set(resolved) == set(services)
     for name in DTF_SERVICES:
-        assert resolved[name]["environment"] == EXPECTED_ENV, name
+        login = FLOWER_LOGIN if name == "flower" else {}
+        assert resolved[name]["environment"] == RESOLVED_ENV | login, name
         assert resolved[name]["command"] == services[name]["command"], name
+    assert resolved["redis"]["command"][-2:] == ["--requirepass", "redis-pw"]
+    assert resolved["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-pw"
     devices = resolved["worker-cuda"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia"
     assert resolved["worker-cuda"]["profiles"] == ["gpu"]
@@ -209,24 +229,48 @@ def test_the_dtf_services_are_the_ones_built_from_the_worker_image(services):
 def test_every_dtf_service_uses_the_shared_environment(compose, services):
     assert compose["x-dtf-env"] == EXPECTED_ENV
     for name in DTF_SERVICES:
-        assert services[name]["environment"] == compose["x-dtf-env"], name
+        extra = {"FLOWER_BASIC_AUTH"} if name == "flower" else set()
+        environment = services[name]["environment"]
+        assert {k: environment[k] for k in environment if k not in extra} == EXPECTED_ENV, name
     # One anchor, not copies that could drift apart.
     text = COMPOSE_FILE.read_text()
     assert "x-dtf-env: &dtf-env" in text
-    assert text.count("environment: *dtf-env") == len(DTF_SERVICES)
+    assert text.count("environment: *dtf-env") == len(DTF_SERVICES) - 1
+    assert text.count("<<: *dtf-env") == 1
+
+
+def test_compose_refuses_to_start_without_each_credential():
+    for missing in CREDENTIALS:
+        given = {k: v for k, v in CREDENTIALS.items() if k != missing}
+        result = _docker_compose("-f", str(COMPOSE_FILE), "config", "--quiet", credentials=given)
+        assert result.returncode != 0, missing
+        assert f"set {missing}" in result.stderr, result.stderr
+
+
+def test_redis_needs_a_password_and_flower_a_login(compose, services):
+    assert "--requirepass" in services["redis"]["command"]
+    assert "PONG" in " ".join(services["redis"]["healthcheck"]["test"])
+    login = services["flower"]["environment"]["FLOWER_BASIC_AUTH"]
+    assert (
+        login
+        == "${DTF_FLOWER_USER:?set DTF_FLOWER_USER}:${DTF_FLOWER_PASSWORD:?set DTF_FLOWER_PASSWORD}"
+    )
+    assert "FLOWER_UNAUTHENTICATED_API" not in services["flower"]["environment"]
 
 
 def test_the_shared_environment_is_what_dtf_reads(compose, services):
-    settings = load_settings({**compose["x-dtf-env"], "DTF_HOME": "/var/lib/dtf"})
+    shared = _interpolate(compose["x-dtf-env"], CREDENTIALS)
+    settings = load_settings({**shared, "DTF_HOME": "/var/lib/dtf"})
     assert not settings.embedded
-    assert settings.broker_url == EXPECTED_ENV["DTF_BROKER_URL"]
-    assert settings.result_backend == EXPECTED_ENV["DTF_RESULT_BACKEND"]
-    assert settings.database_url == EXPECTED_ENV["DTF_DATABASE_URL"]
+    assert settings.broker_url == RESOLVED_ENV["DTF_BROKER_URL"]
+    assert settings.result_backend == RESOLVED_ENV["DTF_RESULT_BACKEND"]
+    assert settings.database_url == RESOLVED_ENV["DTF_DATABASE_URL"]
     # The URLs point at the compose services, with the database PostgreSQL creates.
     for key in ("DTF_BROKER_URL", "DTF_RESULT_BACKEND"):
-        assert urlsplit(compose["x-dtf-env"][key]).hostname == "redis"
-    db = urlsplit(compose["x-dtf-env"]["DTF_DATABASE_URL"])
-    pg = services["postgres"]["environment"]
+        assert urlsplit(shared[key]).hostname == "redis"
+        assert urlsplit(shared[key]).password == CREDENTIALS["DTF_REDIS_PASSWORD"]
+    db = urlsplit(shared["DTF_DATABASE_URL"])
+    pg = _interpolate(services["postgres"]["environment"], CREDENTIALS)
     assert db.hostname == "postgres"
     assert (db.username, db.password, db.path.lstrip("/")) == (
         pg["POSTGRES_USER"],
@@ -239,7 +283,7 @@ def test_the_shared_environment_is_what_dtf_reads(compose, services):
 def test_redis_and_postgres_have_healthchecks_and_postgres_a_named_volume(compose, services):
     assert services["redis"]["image"] == "redis:7"
     assert services["postgres"]["image"] == "postgres:16"
-    assert "redis-cli" in services["redis"]["healthcheck"]["test"]
+    assert "redis-cli" in " ".join(services["redis"]["healthcheck"]["test"])
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     volume, _, target = services["postgres"]["volumes"][0].partition(":")
     assert target == "/var/lib/postgresql/data"
@@ -403,7 +447,15 @@ def test_the_stored_schema_is_the_one_docker_compose_1_29_2_ships():
 
 @pytest.mark.parametrize(
     "env",
-    [{}, {"DTF_REDIS_PORT": "16379", "DTF_POSTGRES_PORT": "15432", "DTF_FLOWER_PORT": "15555"}],
+    [
+        CREDENTIALS,
+        {
+            **CREDENTIALS,
+            "DTF_REDIS_PORT": "16379",
+            "DTF_POSTGRES_PORT": "15432",
+            "DTF_FLOWER_PORT": "15555",
+        },
+    ],
     ids=["defaults", "ports-moved"],
 )
 def test_compose_file_is_valid_by_the_compose_specification_schema(compose_validator, env):
@@ -450,7 +502,7 @@ def test_the_schema_rejects_what_the_specification_forbids(
     compose_validator, compose, path, value, complaint
 ):
     # A validator that passed everything would make the test above worthless.
-    errors = _schema_errors(compose_validator, _with(compose, path, value), {})
+    errors = _schema_errors(compose_validator, _with(compose, path, value), CREDENTIALS)
     assert errors, f"{path}={value!r} was accepted"
     assert any(complaint in error for error in errors), errors
 
