@@ -4,7 +4,8 @@
 track, or what ``.gitignore`` files leave, when it is not a git checkout)
 into a deterministic ``tar.gz`` named by its SHA-256 and stores it in the
 database every worker already reaches. A worker fetches a bundle once,
-caches it by hash, and runs the batch inside it.
+caches it by hash, and runs the batch inside it. Every member is checked before
+anything is unpacked (:mod:`dtf.bundle_archive`).
 """
 
 from __future__ import annotations
@@ -17,22 +18,24 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pathspec
 
+from dtf.bundle_archive import BundleTooLarge, Limits, UnsafeBundle, unpack
 from dtf.db.models import Bundle
 from dtf.db.session import session_scope
 from dtf.errors import BadInput
 
+__all__ = [
+    "ALWAYS_EXCLUDED", "BundleTooLarge", "PackedBundle", "UnsafeBundle", "extract", "fetch",
+    "pack", "project_files", "store",
+]  # fmt: skip
+
 #: Never packed: dtf's own state, version control, virtual environments.
 ALWAYS_EXCLUDED = (".dtf/", ".git/", ".venv/", "venv/", "__pycache__/", "*.pyc")
-
-
-class UnsafeBundle(Exception):
-    """A bundle member would land outside the bundle (absolute path, ``..``, link out)."""
+_WHAT_TO_DO = "list large files in .gitignore or use --code path"
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ def pack(root: Path) -> PackedBundle:
     """A deterministic archive of ``root``: the same files give the same hash."""
     names = project_files(root)
     buffer = io.BytesIO()
+    unpacked = 0
     # mtime=0 everywhere: no time in the gzip header or the tar entries.
     with (
         gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as compressed,
@@ -108,15 +112,20 @@ def pack(root: Path) -> PackedBundle:
             info = tarfile.TarInfo(name)
             info.size = path.stat().st_size
             info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            unpacked += info.size
             with path.open("rb") as handle:
                 archive.addfile(info, handle)
     data = buffer.getvalue()
     if len(data) > max_bundle_bytes():
         raise BadInput(
             f"{root} packs to {len(data) / 2**20:.0f} MB, over the bundle limit of "
-            f"{max_bundle_bytes() / 2**20:.0f} MB (DTF_BUNDLE_MAX_MB); list large files in "
-            ".gitignore or use --code path"
+            f"{max_bundle_bytes() / 2**20:.0f} MB (DTF_BUNDLE_MAX_MB); {_WHAT_TO_DO}"
         )
+    limits = Limits.from_env()  # what workers with the same settings would refuse
+    if unpacked > limits.max_bytes:
+        raise BadInput(f"{limits.too_many_bytes(str(root))}; {_WHAT_TO_DO}")
+    if len(names) > limits.max_files:
+        raise BadInput(f"{limits.too_many_files(str(root))}; {_WHAT_TO_DO}")
     return PackedBundle(hashlib.sha256(data).hexdigest(), data, len(names))
 
 
@@ -153,27 +162,7 @@ def fetch(db_url: str, sha256: str, cache_dir: Path) -> Path:
 
 
 def extract(data: bytes, destination: Path) -> None:
-    """Unpack safely: no absolute paths, no ``..``, no links out, no devices."""
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        members = list(_checked(archive.getmembers(), destination))
-        # The "data" filter (Python 3.10.12+, 3.11.4+) re-checks the same rules.
-        safety = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        archive.extractall(destination, members=members, **safety)
-
-
-def _checked(members: list[tarfile.TarInfo], destination: Path) -> Iterator[tarfile.TarInfo]:
-    root = destination.resolve()
-    for member in members:
-        name = PurePosixPath(member.name)
-        if name.is_absolute() or ".." in name.parts:
-            raise UnsafeBundle(f"bundle member {member.name!r} escapes the bundle")
-        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-            raise UnsafeBundle(f"bundle member {member.name!r} is not a file or directory")
-        if member.issym() or member.islnk():
-            base = root if member.islnk() else (root / name).parent
-            target = (base / member.linkname).resolve()
-            if not target.is_relative_to(root):
-                raise UnsafeBundle(
-                    f"bundle member {member.name!r} links outside the bundle ({member.linkname})"
-                )
-        yield member
+    """Unpack ``data`` into ``destination`` once every member passed dtf's checks: no
+    absolute paths, no ``..``, no links out, no hard links or devices, within the
+    limits of ``DTF_BUNDLE_MAX_UNPACKED_MB`` and ``DTF_BUNDLE_MAX_FILES``."""
+    unpack(data, destination, Limits.from_env())
