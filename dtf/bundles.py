@@ -6,6 +6,10 @@ into a deterministic ``tar.gz`` named by its SHA-256 and stores it in the
 database every worker already reaches. A worker fetches a bundle once,
 caches it by hash, and runs the batch inside it. Every member is checked before
 anything is unpacked (:mod:`dtf.bundle_archive`).
+
+A symbolic link in the project is packed as a link when it points inside the
+project; ``pack`` refuses a link that leads outside (it would ship a file that is
+not the project's, or break on the workers).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -98,7 +103,10 @@ def _walk_respecting_gitignore(root: Path, limit: int | None = None) -> list[str
 
 
 def pack(root: Path) -> PackedBundle:
-    """A deterministic archive of ``root``: the same files give the same hash."""
+    """A deterministic archive of ``root``: the same files give the same hash.
+
+    A symbolic link is packed as a link (to its target relative to it) when that
+    target lies inside ``root``; one that leads outside is refused."""
     names = project_files(root)
     buffer = io.BytesIO()
     unpacked = 0
@@ -110,6 +118,11 @@ def pack(root: Path) -> PackedBundle:
         for name in names:
             path = root / name
             info = tarfile.TarInfo(name)
+            if stat.S_ISLNK(path.lstat().st_mode):
+                info.type = tarfile.SYMTYPE
+                info.linkname = _link_inside(root, name)
+                archive.addfile(info)
+                continue
             info.size = path.stat().st_size
             info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
             unpacked += info.size
@@ -127,6 +140,19 @@ def pack(root: Path) -> PackedBundle:
     if len(names) > limits.max_files:
         raise BadInput(f"{limits.too_many_files(str(root))}; {_WHAT_TO_DO}")
     return PackedBundle(hashlib.sha256(data).hexdigest(), data, len(names))
+
+
+def _link_inside(root: Path, name: str) -> str:
+    """The target of the link ``name``, relative to it; BadInput when it leaves ``root``."""
+    link = root / name
+    target = link.resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise BadInput(
+            f"{name} is a symbolic link to {os.readlink(link)}, outside {root}: a bundle "
+            "holds only the project's own files; remove the link (or list it in .gitignore "
+            "when git does not track it), or use --code path"
+        )
+    return os.path.relpath(target, link.parent.resolve())
 
 
 def store(db_url: str, bundle: PackedBundle) -> None:
