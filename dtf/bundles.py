@@ -4,8 +4,9 @@
 track, or what ``.gitignore`` files leave, when it is not a git checkout)
 into a deterministic ``tar.gz`` named by its SHA-256 and stores it in the
 database every worker already reaches. A worker fetches a bundle once,
-caches it by hash, and runs the batch inside it. Every member is checked before
-anything is unpacked (:mod:`dtf.bundle_archive`).
+caches it by hash (:mod:`dtf.bundle_cache`: checked before each batch, repaired when
+a test changed it, removed after days unused) and runs the batch inside it. Every
+member is checked before anything is unpacked (:mod:`dtf.bundle_archive`).
 
 A symbolic link in the project is packed as a link when it points inside the
 project; ``pack`` refuses a link that leads outside (it would ship a file that is
@@ -18,17 +19,16 @@ import gzip
 import hashlib
 import io
 import os
-import shutil
 import stat
 import subprocess
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
 
 from dtf.bundle_archive import BundleTooLarge, Limits, UnsafeBundle, unpack
+from dtf.bundle_cache import cached
 from dtf.db.models import Bundle
 from dtf.db.session import session_scope
 from dtf.errors import BadInput
@@ -163,28 +163,20 @@ def store(db_url: str, bundle: PackedBundle) -> None:
 
 
 def fetch(db_url: str, sha256: str, cache_dir: Path) -> Path:
-    """The extracted bundle ``sha256``, fetched and unpacked on first use only."""
-    target = cache_dir / sha256
-    if target.is_dir():
-        return target
-    with session_scope(db_url) as session:
-        row = session.get(Bundle, sha256)
-        data = bytes(row.data) if row is not None else None
-    if data is None:
-        raise LookupError(f"bundle {sha256} is not in the database")
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise UnsafeBundle(f"bundle {sha256} does not match its hash")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=cache_dir))
-    try:
-        extract(data, staging)
-        os.rename(staging, target)  # atomic: a concurrent fetch of the same hash loses cleanly
-    except OSError:
-        if not target.is_dir():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    """The unpacked bundle ``sha256``: fetched on first use, checked before each use
+    and repaired when a test changed it."""
+
+    def load() -> bytes:
+        with session_scope(db_url) as session:
+            row = session.get(Bundle, sha256)
+            data = bytes(row.data) if row is not None else None
+        if data is None:
+            raise LookupError(f"bundle {sha256} is not in the database")
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise UnsafeBundle(f"bundle {sha256} does not match its hash")
+        return data
+
+    return cached(cache_dir, sha256, load, Limits.from_env())
 
 
 def extract(data: bytes, destination: Path) -> None:
