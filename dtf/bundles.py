@@ -10,7 +10,9 @@ member is checked before anything is unpacked (:mod:`dtf.bundle_archive`).
 
 A symbolic link in the project is packed as a link when it points inside the
 project; ``pack`` refuses a link that leads outside (it would ship a file that is
-not the project's, or break on the workers).
+not the project's, or break on the workers). Rows of the ``bundles`` table unused
+for ``DTF_BUNDLE_KEEP_DAYS`` (30) lose their archive (kept: hash, size, dates, for
+the runs that name them), or go when no run names them.
 """
 
 from __future__ import annotations
@@ -18,29 +20,35 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import logging
 import os
 import stat
 import subprocess
 import tarfile
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pathspec
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from dtf.bundle_archive import BundleTooLarge, Limits, UnsafeBundle, unpack
 from dtf.bundle_cache import cached
-from dtf.db.models import Bundle
+from dtf.db.models import Bundle, Run
 from dtf.db.session import session_scope
 from dtf.errors import BadInput
 
 __all__ = [
     "ALWAYS_EXCLUDED", "BundleTooLarge", "PackedBundle", "UnsafeBundle", "extract", "fetch",
-    "pack", "project_files", "store",
+    "pack", "project_files", "prune", "store",
 ]  # fmt: skip
 
 #: Never packed: dtf's own state, version control, virtual environments.
 ALWAYS_EXCLUDED = (".dtf/", ".git/", ".venv/", "venv/", "__pycache__/", "*.pyc")
 _WHAT_TO_DO = "list large files in .gitignore or use --code path"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class PackedBundle:
 
 def max_bundle_bytes() -> int:
     return int(float(os.environ.get("DTF_BUNDLE_MAX_MB", "256")) * 1024 * 1024)
+
+
+def keep_days() -> float:
+    return float(os.environ.get("DTF_BUNDLE_KEEP_DAYS", "30"))
 
 
 def project_files(root: Path, limit: int | None = None) -> list[str]:
@@ -155,11 +167,57 @@ def _link_inside(root: Path, name: str) -> str:
     return os.path.relpath(target, link.parent.resolve())
 
 
-def store(db_url: str, bundle: PackedBundle) -> None:
-    """Keep the bundle where every worker can fetch it (once per hash)."""
+def store(db_url: str, bundle: PackedBundle, *, now: datetime | None = None) -> None:
+    """Keep the bundle where every worker can fetch it (once per hash), then prune."""
+    now = now or datetime.now(timezone.utc)
+    for attempt in range(2):
+        try:
+            with session_scope(db_url) as session:
+                row = session.get(Bundle, bundle.sha256)
+                if row is None:
+                    session.add(
+                        Bundle(
+                            sha256=bundle.sha256, size=len(bundle.data), data=bundle.data,
+                            created_at=now, last_used_at=now,
+                        )
+                    )  # fmt: skip
+                else:
+                    row.last_used_at = now
+                    if row.pruned_at is not None:  # pruned, and packed again
+                        row.data, row.pruned_at = bundle.data, None
+            break
+        except IntegrityError:  # another dtf stored the same bundle just now
+            if attempt:
+                raise
+    try:
+        prune(db_url, now=now)
+    except SQLAlchemyError as exc:  # housekeeping: the next submission prunes
+        logger.warning("could not prune old bundles: %s", exc)
+
+
+def prune(db_url: str, *, days: float | None = None, now: datetime | None = None) -> None:
+    """Drop the archives of bundles unused for ``days`` (``DTF_BUNDLE_KEEP_DAYS``) whose
+    runs all ended (the row stays, for those runs), and the rows of such bundles that no
+    run names."""
+    from dtf.summary import TERMINAL_RUN_STATES
+
+    now = now or datetime.now(timezone.utc)
+    cutoff = now - timedelta(days=keep_days() if days is None else days)
+    unused = func.coalesce(Bundle.last_used_at, Bundle.created_at) < cutoff
+    named = exists().where(Run.bundle == Bundle.sha256)
+    in_use = exists().where(
+        Run.bundle == Bundle.sha256,
+        Run.status.not_in(TERMINAL_RUN_STATES) | (Run.created_at >= cutoff),
+    )
+    quietly = {"synchronize_session": False}
     with session_scope(db_url) as session:
-        if session.get(Bundle, bundle.sha256) is None:
-            session.add(Bundle(sha256=bundle.sha256, size=len(bundle.data), data=bundle.data))
+        session.execute(delete(Bundle).where(unused, ~named).execution_options(**quietly))
+        session.execute(
+            update(Bundle)
+            .where(unused, ~in_use, Bundle.pruned_at.is_(None))
+            .values(data=b"", pruned_at=now)
+            .execution_options(**quietly)
+        )
 
 
 def fetch(db_url: str, sha256: str, cache_dir: Path) -> Path:
@@ -168,10 +226,15 @@ def fetch(db_url: str, sha256: str, cache_dir: Path) -> Path:
 
     def load() -> bytes:
         with session_scope(db_url) as session:
-            row = session.get(Bundle, sha256)
-            data = bytes(row.data) if row is not None else None
-        if data is None:
-            raise LookupError(f"bundle {sha256} is not in the database")
+            row = session.scalars(select(Bundle).where(Bundle.sha256 == sha256)).first()
+            if row is None:
+                raise LookupError(f"bundle {sha256} is not in the database")
+            if row.pruned_at is not None:
+                raise LookupError(
+                    f"bundle {sha256} was pruned from the database (unused for "
+                    f"{keep_days():g} days, DTF_BUNDLE_KEEP_DAYS): submit the run again"
+                )
+            data = bytes(row.data)
         if hashlib.sha256(data).hexdigest() != sha256:
             raise UnsafeBundle(f"bundle {sha256} does not match its hash")
         return data

@@ -231,8 +231,13 @@ class Bundle(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int]
+    #: the archive; empty once pruned (see ``pruned_at``)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: when a ``dtf run --code bundle`` last packed it (None: ``created_at``); pruning goes by it
+    last_used_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    #: when its archive was dropped, unused for DTF_BUNDLE_KEEP_DAYS (dtf/bundles.py)
+    pruned_at: Mapped[datetime | None]
 
 
 class TestDuration(Base):
