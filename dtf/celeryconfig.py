@@ -8,7 +8,13 @@ names its module in ``DTF_CELERY_CONFIG``. Connection URLs come from
 the rest are the reliability settings every deployment should keep.
 """
 
-from dtf.config import CONTROL_QUEUE, QUEUE_MAX_PRIORITY, VISIBILITY_TIMEOUT_S, load_settings
+from dtf.config import (
+    CONTROL_QUEUE,
+    QUEUE_MAX_PRIORITY,
+    VISIBILITY_TIMEOUT_S,
+    load_settings,
+    verified_tls,
+)
 
 _settings = load_settings()
 
@@ -16,6 +22,10 @@ broker_url = _settings.broker_url
 result_backend = _settings.result_backend
 broker_transport_options = _settings.broker_transport_options
 result_backend_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+# TLS is verified: a rediss:// URL without ssl_cert_reqs requires a valid certificate
+# (None otherwise: what the URL says). AMQPS: set broker_use_ssl in a site's module.
+broker_use_ssl = verified_tls(broker_url)
+redis_backend_use_ssl = verified_tls(result_backend)
 
 # JSON only: a broker message must never be able to run code when it is read.
 task_serializer = "json"

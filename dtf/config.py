@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit, urlunsplit
 
 CONTROL_QUEUE = "dtf.control"
 #: Every worker also consumes a queue of its own, for work meant for it alone.
@@ -201,6 +201,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         broker_transport_options=transport_options,
         liveness_interval=float(env.get("DTF_LIVENESS_INTERVAL") or 15.0),
     )
+
+
+def verified_tls(url: str) -> dict | None:
+    """Celery's ``broker_use_ssl`` / ``redis_backend_use_ssl`` for ``url``: a ``rediss://``
+    URL that does not say ``ssl_cert_reqs`` still verifies the server's certificate and
+    host name (``ssl_cert_reqs=required``, against ``ssl_ca_certs`` when the URL gives it,
+    else the system's CAs). Without this kombu takes such TLS unverified (a warning in a
+    log) and Celery's Redis result backend refuses the URL with a traceback. None for
+    any other URL, and for one that says ``ssl_cert_reqs`` (even ``none``)."""
+    import ssl
+
+    scheme, _, rest = url.partition("://")
+    query = rest.partition("?")[2]
+    if scheme != "rediss" or "ssl_cert_reqs" in parse_qs(query):
+        return None
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 
 
 def with_installed_driver(url: str) -> str:
