@@ -8,6 +8,14 @@ on. Batches of other workers are not affected, so the rest of the run goes on
 elsewhere. The locks are ``flock`` locks on two files per worker hostname,
 released by the kernel if a pool process dies.
 
+Nothing a batch starts keeps a slot: the lock files are opened close-on-exec and
+closed in every process forked while they are held (a warm pytest child, and so
+whatever its tests fork).
+
+The lock files live in :data:`SLOTS_DIR`, which must be a directory (not a
+symlink) owned by this user with mode 0700: dtf creates it so, makes one of its
+own 0700, and refuses any other.
+
 The waiting happens inside the task and counts toward its Celery time limit;
 for a whole machine or a whole GPU, run one worker per machine (or per GPU).
 """
@@ -18,6 +26,7 @@ import contextlib
 import fcntl
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,18 +35,80 @@ from typing import Any
 #: Where the lock files live; one pair per worker hostname.
 SLOTS_DIR = Path(tempfile.gettempdir()) / "dtf-worker-slots"
 
+#: The lock files' fds this process holds now; closed in its forked children.
+_held: set[int] = set()
 
-def _lock_file(hostname: str, kind: str) -> int:
-    SLOTS_DIR.mkdir(parents=True, exist_ok=True)
+
+class UnsafeSlotsDir(OSError):
+    """The slots directory is a symlink, not a directory, or another user's."""
+
+
+def open_slots_dir(path: Path | None = None) -> int:
+    """An fd of ``path`` (default :data:`SLOTS_DIR`), made 0700 if missing; refused
+    (:class:`UnsafeSlotsDir`) unless it is a directory of this user's, not a symlink.
+    One of this user's with a wider mode is made 0700."""
+    path = SLOTS_DIR if path is None else path
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if os.path.islink(path) or not os.path.isdir(path):
+            raise UnsafeSlotsDir(f"{path} must be a directory, not a symlink or a file") from exc
+        raise
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.geteuid():
+            raise UnsafeSlotsDir(
+                f"{path} belongs to uid {info.st_uid}, not to this user ({os.geteuid()})"
+            )
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _lock_file(folder: int, hostname: str, kind: str) -> int:
     safe = re.sub(r"[^A-Za-z0-9_.@-]", "_", hostname)
-    return os.open(SLOTS_DIR / f"{safe}.{kind}", os.O_RDWR | os.O_CREAT, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(f"{safe}.{kind}", flags, 0o600, dir_fd=folder)
+    _held.add(fd)
+    return fd
+
+
+def _release(fd: int) -> None:
+    if fd in _held:  # else a forked child closed it already (the number may be reused)
+        _held.discard(fd)
+        os.close(fd)  # closing releases the flock
+
+
+def _close_in_forked_child() -> None:
+    """A forked process must not keep the parent's slot: it may outlive the batch."""
+    for fd in list(_held):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_forked_child)
 
 
 @contextlib.contextmanager
 def worker_slot(hostname: str, *, exclusive: bool) -> Iterator[None]:
     """Hold a slot of ``hostname``: shared with other batches, or the whole worker."""
-    gate = _lock_file(hostname, "gate")
-    slots = _lock_file(hostname, "slots")
+    folder = open_slots_dir()
+    try:
+        gate = _lock_file(folder, hostname, "gate")
+        try:
+            slots = _lock_file(folder, hostname, "slots")
+        except BaseException:
+            _release(gate)
+            raise
+    finally:
+        os.close(folder)
     try:
         fcntl.flock(gate, fcntl.LOCK_EX)
         if exclusive:
@@ -49,8 +120,8 @@ def worker_slot(hostname: str, *, exclusive: bool) -> Iterator[None]:
             fcntl.flock(slots, fcntl.LOCK_SH)
         yield
     finally:
-        os.close(slots)  # closing releases the flock
-        os.close(gate)
+        _release(slots)
+        _release(gate)
 
 
 def takes_a_worker_slot(task: Callable[..., Any]) -> Callable[..., Any]:

@@ -25,14 +25,17 @@ What the child resets so that a test sees what it would see in a spawned child: 
 ``sys.argv``, ``sys.path`` (the rootdir, as ``python -m`` puts the working directory
 first, then the path a new interpreter has here, asked once by :func:`warm_up`),
 ``__main__``, signal handlers and mask, root logger and logging handlers, atexit functions,
-and the import caches. What it cannot reset and inherits from the parent: the other open file
-descriptors (never used, and closed only by the kernel at exit), warning filters, the hash
-seed, and modules the parent had imported (e.g. celery) -- the same versions a spawned
-child would import from the same environment. So a child is spawned instead when the fork
-could not be faithful: the batch's ``env`` changes a variable that only an interpreter
-start reads (``PYTHON*``); ``PYTHONPATH`` has relative entries (they resolve against the
-child's rootdir); or the rootdir has a top-level module named like one the parent has
-imported (a checkout of dtf or celery under test, say), which the parent's would shadow.
+and the import caches; ``os.environ`` is the batch's (the worker's less dtf's settings and
+secrets, see :mod:`dtf.executor.child_env`), and the worker's slot locks are closed at the
+fork (:mod:`dtf.executor.exclusive`), so nothing the tests fork keeps them. What it cannot
+reset and inherits from the parent: the other open file descriptors (never used, and closed
+only by the kernel at exit), warning filters, the hash seed, and modules the parent had
+imported (e.g. celery) -- the same versions a spawned child would import from the same
+environment. So a child is spawned instead when the fork could not be faithful: the
+batch's ``env`` changes a variable that only an interpreter start reads (``PYTHON*``);
+``PYTHONPATH`` has relative entries (they resolve against the child's rootdir); or the
+rootdir has a top-level module named like one the parent has imported (a checkout of dtf
+or celery under test, say), which the parent's would shadow.
 
 The child never returns into the caller's code: whatever happens it leaves with
 ``os._exit``, after running pytest's and the tests' atexit functions (not the parent's)
