@@ -2,9 +2,10 @@
 
 The command runs in a process group of its own, its output goes to a temporary file
 (never all into memory), and the command ends with its own process: when it exits,
-times out or is cancelled, whatever it started in its group (a ``server &`` left
-running) is killed, so no background process keeps the task, or its output, open.
-It sees the worker's environment less dtf's own.
+times out or is cancelled, whatever it started in its group or session (a ``server &``
+left running) is killed, so no background process keeps the task, or its output, open
+(daemons that left both: :func:`dtf.executor.reaper.ending_orphans`, which
+``execute_command`` runs it in). It sees the worker's environment less dtf's own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from dtf.executor import reaper
 from dtf.executor.child_env import child_env
 from dtf.executor.lifetime import die_with_parent
 from dtf.executor.records import MAX_TEXT_BYTES, bounded
@@ -60,9 +62,11 @@ def run_command(
             start_new_session=True,  # its own group: what it starts ends with it
             preexec_fn=die_with_parent,
         )
-        ending = _wait(process, time.monotonic() + timeout, cancelled)
-        _kill_group(process.pid)
-        process.wait()
+        with reaper.watching(process.pid):
+            ending = _wait(process, time.monotonic() + timeout, cancelled)
+            _kill_group(process.pid)
+            reaper.kill_session(process.pid)  # also what left the group, not the session
+            process.wait()
         text = _read_bounded(output)
     if ending == "timeout":
         text += f"\n[dtf] command exceeded its timeout of {timeout:g}s and was killed\n"

@@ -10,7 +10,8 @@ released by the kernel if a pool process dies.
 
 Nothing a batch starts keeps a slot: the lock files are opened close-on-exec and
 closed in every process forked while they are held (a warm pytest child, and so
-whatever its tests fork).
+whatever its tests fork), and the processes the batch left behind, daemons
+included, are ended before its slot is released (:mod:`dtf.executor.reaper`).
 
 The lock files live in :data:`SLOTS_DIR`, which must be a directory (not a
 symlink) owned by this user with mode 0700: dtf creates it so, makes one of its
@@ -31,6 +32,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from dtf.executor.reaper import ending_orphans
 
 #: Where the lock files live; one pair per worker hostname.
 SLOTS_DIR = Path(tempfile.gettempdir()) / "dtf-worker-slots"
@@ -98,7 +101,10 @@ if hasattr(os, "register_at_fork"):
 
 @contextlib.contextmanager
 def worker_slot(hostname: str, *, exclusive: bool) -> Iterator[None]:
-    """Hold a slot of ``hostname``: shared with other batches, or the whole worker."""
+    """Hold a slot of ``hostname``: shared with other batches, or the whole worker.
+
+    What the holder started and left running is ended before the slot is released.
+    """
     folder = open_slots_dir()
     try:
         gate = _lock_file(folder, hostname, "gate")
@@ -118,7 +124,8 @@ def worker_slot(hostname: str, *, exclusive: bool) -> Iterator[None]:
         else:
             fcntl.flock(gate, fcntl.LOCK_UN)
             fcntl.flock(slots, fcntl.LOCK_SH)
-        yield
+        with ending_orphans():
+            yield
     finally:
         _release(slots)
         _release(gate)

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dtf.executor import warm
+from dtf.executor import reaper, warm
 from dtf.executor.child_env import child_env
 from dtf.executor.lifetime import die_with_parent
 from dtf.executor.pytest_main import PYTEST_MAIN
@@ -834,12 +834,15 @@ class _ChildRun:
     ) -> _ChildResult:
         self.launched = time.monotonic()
         proc = self._start(method)
-        try:
-            return self._watch(proc, test_timeout, poll_interval, emit)
-        finally:
-            # Also reaps what the tests left running in the child's process group.
-            _kill_group(proc, signal.SIGKILL)
-            proc.wait()
+        with reaper.watching(proc.pid):
+            try:
+                return self._watch(proc, test_timeout, poll_interval, emit)
+            finally:
+                # What the tests left running in the child's process group or session
+                # ends with it (daemons that left both: reaper.ending_orphans).
+                _kill_group(proc, signal.SIGKILL)
+                reaper.kill_session(proc.pid)
+                proc.wait()
 
     def _start(self, method: str) -> Child:
         self.result.method = method

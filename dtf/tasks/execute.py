@@ -325,15 +325,18 @@ def execute_command(self, task_id: int) -> dict:
             store._mark_run_started(session, task.run_id, task.started_at)
             spec, workdir, timeout = dict(task.spec), task.workdir, task.timeout
             bundle = session.get(Run, task.run_id).bundle
+        from dtf.executor.reaper import ending_orphans
+
         stop = TaskStop(db_url, task_id)
-        result = run_command(
-            spec["command"],
-            cwd=str(code_dir(db_url, bundle, workdir)),
-            # over the worker's environment less dtf's settings and secrets
-            env=spec.get("env") or {},
-            timeout=timeout,
-            cancelled=lambda: stop() is not None,
-        )
+        with ending_orphans():  # a daemon the command left ends with the task
+            result = run_command(
+                spec["command"],
+                cwd=str(code_dir(db_url, bundle, workdir)),
+                # over the worker's environment less dtf's settings and secrets
+                env=spec.get("env") or {},
+                timeout=timeout,
+                cancelled=lambda: stop() is not None,
+            )
         with session_scope(db_url) as session:
             task = session.get(RunTask, task_id)
             task.status = (
