@@ -5,6 +5,8 @@ The URL forms are the ones the README's "TLS and ACL users" section gives:
 ``rediss://USER:PASSWORD@HOST:PORT/DB?ssl_cert_reqs=required&ssl_ca_certs=CA`` for the
 broker (and so the result backend and the chord), and
 ``postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB?sslmode=verify-full&sslrootcert=CA``.
+AMQPS (``amqps://`` with ``broker_use_ssl`` in a site's settings module) is checked up
+to the TLS handshake only: a TLS RabbitMQ would mean reconfiguring the system's broker.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.processes import WorkerProcess, clean_env, run_dtf
-from tests.support.tls_services import CertificateAuthority, TlsPostgres, TlsRedis
+from tests.support.tls_services import (
+    SERVER_NAMES,
+    CertificateAuthority,
+    TlsListener,
+    TlsPostgres,
+    TlsRedis,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -250,3 +258,53 @@ def test_a_worker_given_a_wrong_redis_password_retries_without_showing_it(
     for text in (log, worker.stderr_text()):
         assert wrong not in text
         assert_no_secret(text, tls_redis, tls_postgres)
+
+
+#: The site settings module docs/security.md gives for AMQPS, with the CA filled in.
+SITE_AMQPS = """\
+import ssl
+
+from dtf.celeryconfig import *  # noqa: F403
+
+broker_use_ssl = {{
+    "ca_certs": "{ca}",
+    "cert_reqs": ssl.CERT_REQUIRED,
+    "server_hostname": None,  # kombu fills in the broker's host: its name is checked too
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        # The handshake passed; the stand-in then hangs up where RabbitMQ would speak AMQP.
+        ("the right CA", "Server unexpectedly closed connection"),
+        ("a CA that did not sign the server's certificate", "CERTIFICATE_VERIFY_FAILED"),
+        ("a certificate that names another host", "mismatch"),
+    ],
+)
+def test_amqps_with_broker_use_ssl_verifies_the_certificate_and_host_name(
+    case, reason, tmp_path, suite, ca, other_ca
+):
+    listener = TlsListener(
+        ca, ["DNS:elsewhere.invalid"] if "another host" in case else SERVER_NAMES
+    )
+    (tmp_path / "site_amqps.py").write_text(
+        SITE_AMQPS.format(ca=other_ca.cert if "did not sign" in case else ca.cert)
+    )
+    env = clean_env(
+        DTF_BROKER_URL=f"amqps://dtf:s3cret-mq@localhost:{listener.port}//",
+        DTF_DATABASE_URL=f"sqlite:///{tmp_path / 'dtf.sqlite'}",
+        DTF_HOME=str(tmp_path / "home"),
+        DTF_CELERY_CONFIG="site_amqps",
+        PYTHONPATH=str(tmp_path),
+    )
+    try:
+        assert run_dtf("init-db", env=env, cwd=tmp_path).returncode == 0
+        proc = run_dtf("run", ".", env=env, cwd=suite)
+    finally:
+        listener.stop()
+
+    assert_one_line_error(proc, "cannot reach the broker at amqps://dtf:***@localhost", reason)
+    assert "s3cret-mq" not in proc.stderr
+    assert (listener.handshakes > 0) == (case == "the right CA")

@@ -306,3 +306,41 @@ class TlsPostgres:
                 )  # fmt: skip
             self.started = False
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class TlsListener:
+    """A TLS server on 127.0.0.1 that completes the handshake and then hangs up: stands in
+    for a TLS broker (AMQPS) where only the client's certificate checks are under test.
+    Runs in a daemon thread until ``stop()``."""
+
+    def __init__(self, ca: CertificateAuthority, names: Sequence[str] = SERVER_NAMES) -> None:
+        import ssl
+        import threading
+
+        self.folder = Path(tempfile.mkdtemp(prefix="dtf-tls-listener-"))
+        cert, key = ca.issue(self.folder, "listener", names)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.handshakes = 0
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(16)
+        self.port: int = self.socket.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.socket.accept()
+            except OSError:
+                return  # stopped
+            with contextlib.suppress(OSError), client:
+                client.settimeout(10)
+                with self.context.wrap_socket(client, server_side=True):
+                    self.handshakes += 1
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
+        self.socket.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
