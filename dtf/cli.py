@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -21,6 +23,7 @@ from dtf.errors import (
     EXIT_BAD_INPUT,
     EXIT_INFRASTRUCTURE,
     BadInput,
+    DatabaseUnreachable,
     DtfError,
     exit_now,
     system_exit_code,
@@ -212,9 +215,11 @@ def run(selection, wait, workers, junit_xml, reports, wait_for_workers) -> None:
     PATHS and PYTEST_ARGS mean what they mean to pytest typed in this directory (no
     PATHS: pytest's testpaths, else this directory); PYTEST_ARGS reach every
     collection and batch."""
+    from dtf.db.outage import outage_limit
     from dtf.local_workers import LocalWorkers
 
     settings = load_settings()
+    outage_limit()  # a bad DTF_DB_OUTAGE_S is refused before anything is sent
     spec = _spec_from_options(selection)
     if workers is None:
         workers = (os.cpu_count() or 1) if settings.embedded else 0
@@ -261,7 +266,8 @@ def run(selection, wait, workers, junit_xml, reports, wait_for_workers) -> None:
     finally:
         if local:
             local.finish(clean=summary is not None or sent_nothing)
-    _finish(settings, summary, junit_xml, reports, exit_code=130 if interrupted else None)
+    with _resumable(run_id):
+        _finish(settings, summary, junit_xml, reports, exit_code=130 if interrupted else None)
 
 
 def _finish(
@@ -361,13 +367,33 @@ def _wait(settings: Settings, run_id: str, local):
             return f"{problem} before run {run_id} finished" if problem else None
         return cluster(summary)
 
+    # Given up on an unreachable database: the run goes on, unless its workers were ours.
+    resume = (
+        f"run {run_id} cannot finish without this command's local workers, which stop now: "
+        "run it again once the database is back"
+        if local is not None
+        else None  # `dtf wait RUN` resumes waiting
+    )
     return wait_for_run(
         settings.database_url,
         run_id,
         stderr,
         still_serving=still_serving,
         verbose=verbose_requested(),
+        resume=resume,
     )
+
+
+@contextlib.contextmanager
+def _resumable(run_id: str) -> Iterator[None]:
+    """A database lost after the run ended (its reports, its summary): the line says how
+    to see them once it is back."""
+    try:
+        yield
+    except DatabaseUnreachable as exc:
+        raise DatabaseUnreachable(
+            f"{exc}; `dtf wait {run_id}` shows how run {run_id} ended once it is back", exc.reason
+        ) from exc
 
 
 def _print_summary(settings: Settings, summary) -> None:
@@ -450,7 +476,8 @@ def wait(run_id, junit_xml, reports) -> None:
     except KeyboardInterrupt:
         stderr.print(f"dtf: stopped waiting; run {run_id} goes on (dtf cancel {run_id} stops it)")
         exit_now(130)
-    _finish(settings, summary, junit_xml, reports)
+    with _resumable(run_id):
+        _finish(settings, summary, junit_xml, reports)
 
 
 @cli.command()

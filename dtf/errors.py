@@ -38,6 +38,15 @@ class InfrastructureError(DtfError):
     exit_code = EXIT_INFRASTRUCTURE
 
 
+class DatabaseUnreachable(InfrastructureError):
+    """The database did not answer: refused, reset, closed or timed out, which may pass
+    (exit 3, unless the command waits it out); ``reason`` is the driver's first line."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def system_exit_code(exc: SystemExit) -> int:
     """The status the interpreter would exit with for ``exc``: its code, 0 for None, else 1
     after printing the code (a message) to stderr, as ``sys.exit("message")`` does."""

@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 
 from dtf.benchmarking.summary import benchmarks_part
 from dtf.db.models import Run, TestResult
+from dtf.db.outage import DatabaseOutage, outage_limit
 from dtf.db.session import database_errors, get_engine, session_scope
-from dtf.errors import InfrastructureError
+from dtf.errors import DatabaseUnreachable, InfrastructureError
 from dtf.summary import (
     FAILING_OUTCOMES,
     SUBTESTS_PASSED,
@@ -155,12 +156,19 @@ def wait_for_run(
     still_serving: Callable[[RunSummary], str | None] = lambda summary: None,
     verbose: bool = False,
     poll_interval: float = 0.1,
+    outage_s: float | None = None,
+    resume: str | None = None,
 ) -> RunSummary:
     """Block until the run is finished; ``still_serving`` names why it cannot finish, if so.
 
     On a terminal: a bar with counts, elapsed time and ETA, erased at the end.
     Otherwise: a ``dtf: [done/total] counts (eta …)`` line when the counts
     change, at most every ``PLAIN_EVERY_S``. ``verbose``: one line per result.
+
+    A database that stops answering is tried again with back-off for ``outage_s``
+    seconds (default: ``DTF_DB_OUTAGE_S``, see dtf/db/outage.py), with a line when it
+    goes and one when it is back; past that, InfrastructureError ending with ``resume``
+    (default: ``dtf wait RUN`` resumes waiting).
     """
     progress = Progress(
         TextColumn("[bold]dtf[/bold] run " + run_id),
@@ -179,36 +187,61 @@ def wait_for_run(
     summary_every = SUMMARY_EVERY_S if console.is_terminal or verbose else PLAIN_EVERY_S
     last_line, last_text, last_printed = None, None, float("-inf")
     status = RunStatusReader(db_url, run_id)
+    outage = DatabaseOutage(
+        db_url,
+        run_id,
+        lambda line: progress.console.print(line, markup=False, highlight=False),
+        limit_s=outage_limit() if outage_s is None else outage_s,
+        resume=resume or f"run {run_id} goes on: `dtf wait {run_id}` resumes waiting for it",
+    )
+
+    def poll(next_summary: float) -> tuple[RunSummary | None, float]:
+        """One look at the run: its summary when one was due (else None), and when the
+        next is due."""
+        nonlocal last_line, last_text, last_printed
+        # The full summary costs CPU the workers need on a small machine: between
+        # summaries only the run's status is read, so the end is seen within one poll.
+        if time.monotonic() < next_summary:
+            over = status.over()
+            outage.answered()
+            if not over:
+                return None, next_summary
+        with session_scope(db_url) as session:
+            summary = summarize(session, run_id)
+            finished = new_results(session) if new_results else []
+        outage.answered()
+        next_summary = time.monotonic() + summary_every
+        for test in finished:
+            progress.console.print(outcome_line(test), highlight=False)
+        line = counts_line(summary)
+        progress.update(
+            bar, total=summary.total or None, completed=summary.finished, description=line
+        )
+        now = time.monotonic()
+        due = summary.done or (line != last_line and now - last_printed >= PLAIN_EVERY_S)
+        text = plain_line(summary, progress.tasks[0].time_remaining)
+        if not console.is_terminal and due and text.plain != last_text:
+            console.print(text)
+            last_line, last_text, last_printed = line, text.plain, now
+        if not summary.done:
+            problem = still_serving(summary)
+            if problem:
+                raise InfrastructureError(problem)
+        return summary, next_summary
+
     with progress, contextlib.closing(status):
         bar = progress.add_task("", total=None)
         next_summary = 0.0
         while True:
-            # The full summary costs CPU the workers need on a small machine: between
-            # summaries only the run's status is read, so the end is seen within one poll.
-            if time.monotonic() < next_summary and not status.over():
-                time.sleep(poll_interval)
+            try:
+                summary, next_summary = poll(next_summary)
+            except DatabaseUnreachable as exc:
+                status.close()
+                next_summary = 0.0  # a full summary first once it is back
+                time.sleep(outage.failed(exc))
                 continue
-            with session_scope(db_url) as session:
-                summary = summarize(session, run_id)
-                finished = new_results(session) if new_results else []
-            next_summary = time.monotonic() + summary_every
-            for test in finished:
-                progress.console.print(outcome_line(test), highlight=False)
-            line = counts_line(summary)
-            progress.update(
-                bar, total=summary.total or None, completed=summary.finished, description=line
-            )
-            now = time.monotonic()
-            due = summary.done or (line != last_line and now - last_printed >= PLAIN_EVERY_S)
-            text = plain_line(summary, progress.tasks[0].time_remaining)
-            if not console.is_terminal and due and text.plain != last_text:
-                console.print(text)
-                last_line, last_text, last_printed = line, text.plain, now
-            if summary.done:
+            if summary is not None and summary.done:
                 return summary
-            problem = still_serving(summary)
-            if problem:
-                raise InfrastructureError(problem)
             time.sleep(poll_interval)
 
 
