@@ -416,6 +416,7 @@ class _BatchRun:
             self.emit(record)
 
         timeout = self.test_timeout * unit.timeout_factor
+        child.own_timeout = self.test_timeout
         oom_kills = fc.OomKills()
         result = child.run(method, timeout, self.poll_interval, emit)
         result.oom_killed = oom_kills.rose()
@@ -819,6 +820,8 @@ class _ChildRun:
         self.invocation_dir = invocation_dir
         self.env = env
         self.result = _ChildResult(exit_code=0, restart=False, stderr_path=self.stderr)
+        #: the test's own timeout, when this child runs with another (a longer retry)
+        self.own_timeout: float | None = None
         self.in_flight: str | None = None
         self.starts = 0
         self.test_started = 0.0
@@ -961,7 +964,8 @@ class _ChildRun:
             result.culprit = nodeid
             result.culprit_duration = elapsed
             if killed_for == "timeout":
-                result.culprit_detail = f"test exceeded its timeout of {test_timeout:g}s"
+                result.culprit_detail = _timeout_note(self.own_timeout or test_timeout,
+                                                      test_timeout)  # fmt: skip
             else:
                 result.culprit_detail = (
                     f"pytest child {_describe_exit(code)} while this test was "
@@ -1139,6 +1143,14 @@ def _child_setup(memory_limit_mb: float | None) -> None:
     """``preexec_fn`` of a spawned child: die with the worker, cap the address space."""
     die_with_parent()
     warm.limit_memory(memory_limit_mb)
+
+
+def _timeout_note(own: float, allowed: float) -> str:
+    """What a test killed at its timeout is told: its own timeout, and a retry's longer one."""
+    note = f"test exceeded its timeout of {own:g}s"
+    if allowed != own:
+        note += f" (and the {allowed:g}s that recovery's retry allowed it)"
+    return note
 
 
 def _describe_exit(code: int) -> str:
