@@ -172,7 +172,11 @@ def _serve(page: bytes, token: str, result: dict[str, Any], done: threading.Even
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:
+            pass  # the browser closed a connection (favicon, shutdown): not the worker's
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="dtf-browser-probe", daemon=True).start()
     return server
