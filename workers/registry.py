@@ -26,13 +26,15 @@ import dtf
 from dtf.db.models import Worker, utcnow
 from dtf.db.session import session_scope
 from dtf.plugins.worker import worker_event
+from dtf.worker_status import LOST_AFTER_BEATS
 
 logger = logging.getLogger(__name__)
 
 
 def heartbeat_interval(env: Mapping[str, str] | None = None) -> float:
-    """Seconds between beats: ``DTF_HEARTBEAT_INTERVAL``, default 10."""
-    return float((os.environ if env is None else env).get("DTF_HEARTBEAT_INTERVAL") or 10.0)
+    """Seconds between beats: ``DTF_HEARTBEAT_INTERVAL``, default 5 (a worker is lost
+    after three missed beats, and its batches are sent again at the next pass)."""
+    return float((os.environ if env is None else env).get("DTF_HEARTBEAT_INTERVAL") or 5.0)
 
 
 class Registry:
@@ -68,6 +70,8 @@ class Registry:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failing = False
+        #: when this worker's own registry writes last came back after failing
+        self._writes_back_at = 0.0
         self.quarantined = False
         self._next_reconcile = 0.0
         self._registered = False
@@ -117,8 +121,11 @@ class Registry:
 
         if time.monotonic() < self._next_reconcile:
             return
-        self._next_reconcile = time.monotonic() + reconcile_interval()
-        done = reconcile(self.database_url)
+        self._next_reconcile = time.monotonic() + reconcile_interval(self.interval)
+        # Right after our own database outage every worker's beat looks stale: theirs
+        # failed too. Judge none until they had three beats to catch up.
+        judge = time.monotonic() - self._writes_back_at > LOST_AFTER_BEATS * self.interval
+        done = reconcile(self.database_url, judge_workers=judge)
         if any(done.values()):
             logger.warning("dtf: reconciler: %s", done)
 
@@ -179,6 +186,7 @@ class Registry:
         if self._failing:
             logger.info("dtf: worker registry reachable again")
             self._failing = False
+            self._writes_back_at = time.monotonic()
         if state == "online":
             try:
                 self._apply_quarantine(*quarantine)

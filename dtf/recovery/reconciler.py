@@ -1,18 +1,24 @@
 """The reconciler: the database is the source of truth, the broker may lose work.
 
-Each live worker runs a pass every ``DTF_RECONCILE_INTERVAL`` seconds (30) from its
-heartbeat thread; passes on several workers at once are safe (each step claims its work
-with a conditional update or a unique row).
+Each live worker runs a pass at every heartbeat (``DTF_RECONCILE_INTERVAL`` sets another
+cadence); passes on several workers at once are safe (each step claims its work with a
+conditional update or a unique row, so a batch is sent again once).
+
+Lost work is found from evidence:
 
 1. An attempt still running on a worker that is lost (no heartbeat for three intervals,
    or shut down) is marked ``lost`` and its batch is sent again as the policy chooses for
    ``worker_lost`` (reassign, retry on its queue, other hardware, quarantine, give up).
    The message is sent with the batch's task id and its chord options, so the chord
-   completes when the new delivery returns.
-2. A batch that never started although ``DTF_RECONCILE_GRACE`` seconds (300) passed since
-   its run was created and a live worker of its queue is idle: its message was lost
-   (``broker_unreachable``); it is sent again.
-3. A run whose batches and commands have all ended but that is not finished a few
+   completes when the new delivery returns. A reconciler whose own database writes
+   just came back judges no worker for three intervals: their beats failed too.
+2. A batch that never started and whose message the broker no longer holds, at two
+   passes in a row (a Redis restarted without persistence; see broker_audit): sent
+   again at once (``broker_unreachable``).
+3. Last resort, for what no evidence shows (a broker that cannot be read that way): a
+   batch that never started although ``DTF_RECONCILE_GRACE`` seconds (300) passed since
+   its run was created and a live worker of its queue is idle is sent again.
+4. A run whose batches and commands have all ended but that is not finished a few
    seconds later (its chord callback was lost) is finalized.
 """
 
@@ -23,7 +29,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dtf.db.models import Attempt, Batch, Run, RunTask, TestItem
@@ -35,10 +41,14 @@ logger = logging.getLogger(__name__)
 
 #: seconds a run whose work has all ended may wait for its chord before it is finalized
 FINALIZE_GRACE_S = 5.0
+#: a batch younger than this is not judged by the broker's evidence (its chord may
+#: still be on its way to the broker)
+EVIDENCE_MIN_AGE_S = 15.0
 
 
-def reconcile_interval() -> float:
-    return float(os.environ.get("DTF_RECONCILE_INTERVAL") or 30.0)
+def reconcile_interval(heartbeat_s: float = 0.0) -> float:
+    """Seconds between passes: ``DTF_RECONCILE_INTERVAL``, else every heartbeat."""
+    return float(os.environ.get("DTF_RECONCILE_INTERVAL") or heartbeat_s)
 
 
 def reconcile_grace() -> float:
@@ -51,14 +61,30 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def reconcile(db_url: str, send: Callable | None = None, now: datetime | None = None) -> dict:
+#: Batches whose message the broker did not hold at the last pass (per process).
+_missing: set[str] = set()
+
+
+def reconcile(
+    db_url: str,
+    send: Callable | None = None,
+    now: datetime | None = None,
+    *,
+    audit: Callable[[list[str]], set[str] | None] | None = None,
+    judge_workers: bool = True,
+) -> dict:
     """One pass; returns the batch ids sent again ("lost", "lost_messages") and the runs
-    finalized ("finalized")."""
+    finalized ("finalized").
+
+    ``audit(queues)``: the task ids the broker holds for those queues, None where it
+    cannot tell (default: read Redis). ``judge_workers``: False right after this
+    process's own database outage, when every worker's beat looks stale."""
     from dtf.submission import live_workers
     from dtf.worker_status import worker_rows
 
     now = now or datetime.now(timezone.utc)
     send = send or _send
+    audit = audit or _audit_broker
     with session_scope(db_url) as session:
         rows = {row["hostname"]: row for row in worker_rows(session, now)}
         running = session.execute(
@@ -69,7 +95,7 @@ def reconcile(db_url: str, send: Callable | None = None, now: datetime | None = 
     gone = [
         (attempt_id, worker, batch_id)
         for attempt_id, worker, batch_id in running
-        if rows.get(worker, {}).get("state", "lost") in ("lost", "offline")
+        if judge_workers and rows.get(worker, {}).get("state", "lost") in ("lost", "offline")
     ]
     done = {"lost": [], "lost_messages": [], "finalized": []}
     live = live_workers(db_url) if gone else []
@@ -78,7 +104,7 @@ def reconcile(db_url: str, send: Callable | None = None, now: datetime | None = 
             _redispatch(db_url, batch_id, worker, fc.WORKER_LOST, live, send,
                         f"worker {worker} stopped heartbeating during the batch")  # fmt: skip
             done["lost"].append(batch_id)
-    done["lost_messages"] = _lost_messages(db_url, rows, now, send)
+    done["lost_messages"] = _lost_messages(db_url, rows, now, send, audit)
     done["finalized"] = _finalize_stalled(db_url, now)
     return done
 
@@ -134,7 +160,15 @@ def _send(batch_id: str, queue: str, dispatch: dict, countdown: float) -> None:
     )
 
 
-def _lost_messages(db_url: str, rows: dict, now: datetime, send) -> list[str]:
+def _audit_broker(queues: list[str]) -> set[str] | None:
+    from celery import current_app
+
+    from dtf.recovery.broker_audit import queued_task_ids
+
+    return queued_task_ids(current_app, queues)
+
+
+def _lost_messages(db_url: str, rows: dict, now: datetime, send, audit) -> list[str]:
     grace = timedelta(seconds=reconcile_grace())
     idle = {
         queue
@@ -143,26 +177,50 @@ def _lost_messages(db_url: str, rows: dict, now: datetime, send) -> list[str]:
         for queue in [*row["healthy_queues"], f"dtf.worker.{row['hostname']}"]
     }
     with session_scope(db_url) as session:
+        # Pending batches no worker ever started; sent again already or not (then the
+        # last time it was, for the grace period).
+        resent_at = (
+            select(func.max(Attempt.finished_at))
+            .where(Attempt.batch_id == Batch.id)
+            .scalar_subquery()
+        )
         never_started = session.execute(
-            select(Batch.id, Batch.queue, Run.created_at)
+            select(Batch.id, Batch.queue, func.coalesce(resent_at, Run.created_at),
+                   select(func.count(Attempt.id)).where(Attempt.batch_id == Batch.id)
+                   .scalar_subquery())
             .join(Run, Run.id == Batch.run_id)
             .where(Batch.status == "pending", Run.status.in_(("pending", "running")))
-            .where(~select(Attempt.id).where(Attempt.batch_id == Batch.id).exists())
-        ).all()
+            .where(
+                ~select(Attempt.id)
+                .where(Attempt.batch_id == Batch.id, Attempt.worker.is_not(None))
+                .exists()
+            )
+        ).all()  # fmt: skip
+    held = audit(sorted({row[1] for row in never_started})) if never_started else None
+    old_enough = [row for row in never_started if (now - _aware(row[2])).total_seconds()
+                  >= EVIDENCE_MIN_AGE_S]  # fmt: skip
+    missing = {row[0] for row in old_enough if held is not None and row[0] not in held}
+    twice = missing & _missing
+    _missing.clear()
+    _missing.update(missing - twice)
     resent = []
-    for batch_id, queue, created in never_started:
-        if queue not in idle or now - _aware(created) < grace:
+    for batch_id, queue, since, attempts in never_started:
+        if batch_id in twice:
+            detail = "its message is no longer in the broker (restarted without persistence?)"
+        elif queue in idle and now - _aware(since) >= grace:
+            detail = f"never started in {grace.total_seconds():g}s while its queue was idle"
+        else:
             continue
         try:
+            # A unique (batch, number) row: of several reconcilers, one sends it.
             with session_scope(db_url) as session:
                 session.add(
-                    Attempt(batch_id=batch_id, number=1, worker=None, status="lost",
-                            failure_class=fc.BROKER_UNREACHABLE, finished_at=_now(),
-                            error="its message never reached a worker")
+                    Attempt(batch_id=batch_id, number=attempts + 1, worker=None,
+                            status="lost", failure_class=fc.BROKER_UNREACHABLE,
+                            finished_at=_now(), error=detail)
                 )  # fmt: skip
         except IntegrityError:
             continue  # another reconciler, or the batch just started
-        detail = f"never started in {grace.total_seconds():g}s while its queue was idle"
         _redispatch(db_url, batch_id, None, fc.BROKER_UNREACHABLE, [], send, detail)
         resent.append(batch_id)
     return resent

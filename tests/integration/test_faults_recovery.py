@@ -169,3 +169,40 @@ def test_sigkill_of_a_worker_process_group_reassigns_its_batch(tmp_path, cluster
     assert any(w.startswith(survivor.name.split("@")[0] + "@") for w in completed)
     assert ("worker_lost", "succeeded") in {(c, s) for c, _, s in events}
     assert "worker_lost" in recovery_stats(env, tmp_path)
+
+
+def test_several_workers_noticing_the_same_lost_worker_send_its_batch_again_once(
+    tmp_path, cluster, start_worker
+):
+    """Three survivors reconcile at every heartbeat (1 s) and all see the same lost
+    worker at once: one of them claims the attempt, the batch is sent again once."""
+    (tmp_path / "test_blocking.py").write_text(BLOCKING)
+    env = {**cluster, "FLAG_DIR": str(tmp_path), "DTF_RECONCILE_INTERVAL": ""}
+    workers = [start_worker(env, queues="cpu", name=f"w{i}") for i in range(4)]
+    submitted = run_dtf("submit", "test_blocking.py", env=env, cwd=tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    run_id = submitted.stdout.strip()
+    flag = tmp_path / "started.flag"
+    while not (flag.exists() and flag.read_text()):
+        assert all(w.process.poll() is None for w in workers)
+        time.sleep(0.1)
+    ancestors = {p.pid for p in psutil.Process(int(flag.read_text())).parents()}
+    victim = next(w for w in workers if w.process.pid in ancestors)
+    os.killpg(victim.process.pid, signal.SIGKILL)
+    victim.process.wait()
+
+    status = wait_finished(env, tmp_path, run_id, timeout=90)
+
+    assert status["counts"] == {"passed": 3}
+    engine = create_engine(env["DTF_DATABASE_URL"])
+    with engine.connect() as db:
+        attempts = db.execute(select(Attempt.batch_id, Attempt.status)).all()
+        lost_events = db.scalar(
+            select(func.count())
+            .select_from(RecoveryEvent)
+            .where(RecoveryEvent.failure_class == "worker_lost")
+        )
+    engine.dispose()
+    lost_batch = next(b for b, s in attempts if s == "lost")
+    assert sorted(s for b, s in attempts if b == lost_batch) == ["completed", "lost"]
+    assert lost_events == 1

@@ -36,16 +36,19 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    """A redis-server with append-only persistence in ``folder``, stopped and started."""
+    """A redis-server in ``folder``, stopped and started: with append-only persistence,
+    or without any (a restart forgets every queued message)."""
 
-    def __init__(self, folder) -> None:
+    def __init__(self, folder, *, persistent: bool = True) -> None:
         self.folder, self.port = folder, free_port()
+        self.persistent = persistent
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--appendonly", "yes", "--dir", str(self.folder), "--save", ""],
+             "--appendonly", "yes" if self.persistent else "no", "--dir", str(self.folder),
+             "--save", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10
@@ -201,3 +204,45 @@ def test_postgres_cut_off_while_results_arrive_loses_none(
     assert len({r["nodeid"] for r in results}) == len(results) == 20
     assert "db_unreachable" in recovery_stats(env, tmp_path)
     proxy.cut()
+
+
+def test_batches_a_restarted_redis_forgot_are_sent_again_from_evidence(
+    tmp_path, postgres_url, start_worker
+):
+    """No persistence: the queued batches' messages are gone with the restart. The
+    grace period is an hour here: only the broker's evidence can bring them back."""
+    redis = PrivateRedis(tmp_path, persistent=False)
+    redis.start()
+    try:
+        env = clean_env(
+            DTF_BROKER_URL=f"redis://127.0.0.1:{redis.port}/0",
+            DTF_DATABASE_URL=postgres_url,
+            DTF_HOME=str(tmp_path / "home"),
+            DTF_HEARTBEAT_INTERVAL="1",
+            DTF_RECONCILE_GRACE="3600",
+            # Each batch keeps its tests: a running one does not take the lost ones' tests.
+            DTF_HANDOFF="0",
+        )
+        assert run_dtf("init-db", env=env, cwd=tmp_path).returncode == 0
+        # Two tasks, a batch each, one worker slot: one batch runs, the other waits queued.
+        (tmp_path / "test_a.py").write_text(SLOW_SUITE)
+        (tmp_path / "test_b.py").write_text(SLOW_SUITE)
+        (tmp_path / "run.json").write_text(json.dumps({"tasks": [
+            {"type": "test", "paths": ["test_a.py"]}, {"type": "test", "paths": ["test_b.py"]},
+        ]}))  # fmt: skip
+        start_worker(env, queues="cpu", name="steady")
+        submitted = run_dtf("submit", "--task-file", "run.json", env=env, cwd=tmp_path)
+        run_id = submitted.stdout.strip().splitlines()[-1]
+        wait_status(env, tmp_path, run_id, lambda s: s.get("finished", 0) >= 1)
+
+        redis.stop()
+        redis.start()
+
+        status = wait_status(env, tmp_path, run_id, finished, timeout=240)
+        assert status["counts"] == {"passed": 20}
+        results = json.loads(run_dtf("results", run_id, env=env, cwd=tmp_path).stdout)["results"]
+        assert len({r["nodeid"] for r in results}) == len(results) == 20
+        events = run_dtf("recovery", "events", run_id, "--json", env=env, cwd=tmp_path)
+        assert "no longer in the broker" in events.stdout, events.stdout + events.stderr
+    finally:
+        redis.stop()
