@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -145,12 +146,29 @@ def detect() -> Inventory:
 def on_ready(sender=None, **kwargs) -> None:
     if registry is not None:
         registry.start()
+    # Beside the work, not before it: a large cache takes a while to walk.
+    threading.Thread(target=_clean_bundle_cache, name="dtf-bundle-cache", daemon=True).start()
     global idle_exit
     idle_exit = IdleExit.from_env(
         busy=lambda: bool(worker_state.active_requests or worker_state.reserved_requests)
     )
     if idle_exit is not None:
         idle_exit.start()
+
+
+def _clean_bundle_cache() -> None:
+    """Remove the unpacked bundles unused for DTF_BUNDLE_CACHE_DAYS (also done whenever
+    this worker unpacks a new one)."""
+    from dtf.bundle_cache import clean
+    from dtf.config import load_settings
+
+    cache = load_settings().home / "bundles"
+    if not cache.is_dir():
+        return
+    try:
+        clean(cache)
+    except Exception:
+        logger.exception("dtf: could not clean the bundle cache %s", cache)
 
 
 def on_shutdown(sender=None, **kwargs) -> None:

@@ -97,3 +97,20 @@ def test_the_worker_removes_bundles_unused_for_the_cache_days(tmp_path, cluster_
     assert data["summary"]["counts"] == {"passed": 1}
     assert not (cache / old).exists() and not (cache / f"{old}.manifest").exists()
     assert (cache / recent).is_dir() and (cache / data["run"]["bundle"]).is_dir()
+
+
+def test_a_starting_worker_removes_bundles_unused_for_the_cache_days(cluster_env, start_worker):
+    cache = Path(cluster_env["DTF_HOME"]) / "bundles"
+    old = "2" * 64
+    (cache / old).mkdir(parents=True)
+    manifest = cache / f"{old}.manifest"
+    manifest.write_text(json.dumps({"version": 1, "entries": {}}))
+    then = time.time() - 8 * 86400
+    os.utime(manifest, (then, then))
+
+    worker = start_worker({**cluster_env, "DTF_BUNDLE_CACHE_DAYS": "7"})
+
+    while (cache / old).exists():
+        assert worker.process.poll() is None, worker.stderr_text()
+        time.sleep(0.1)
+    assert not manifest.exists()
