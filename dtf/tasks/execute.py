@@ -16,6 +16,7 @@ from pathlib import Path
 from celery import group, shared_task
 from celery.exceptions import Retry
 
+from dtf.bundle_archive import BundleTooLarge, UnsafeBundle
 from dtf.config import load_settings
 from dtf.db.models import Run, RunTask, utcnow
 from dtf.db.session import session_scope
@@ -113,6 +114,13 @@ def execute_batch(self, batch_id: str) -> dict:
 def _run(task, db_url: str, work: store.BatchWork, worker: str, meter: ResourceMeter) -> dict:
     try:
         root = code_dir(db_url, work.bundle, work.workdir)
+    except (UnsafeBundle, BundleTooLarge) as exc:
+        # The bundle itself is refused: every worker would refuse it, so no retry and no
+        # quarantine of this (healthy) worker.
+        reason = f"the code bundle is refused: {exc}"
+        given_up = store.give_up(db_url, work.batch_id, work.attempt_id, reason)
+        logger.error("batch %s: %s; gave up on %d tests", work.batch_id, reason, len(given_up))
+        return {"batch_id": work.batch_id, "status": "broken", "error": reason}
     except Exception as exc:
         raise BatchFailure(fc.BUNDLE_UNAVAILABLE, f"{type(exc).__name__}: {exc}") from exc
     writer = store.ResultWriter(db_url, work, worker)

@@ -78,6 +78,12 @@ def test_a_bundle_over_the_workers_unpacked_limit_is_refused_naming_it(
     (result,) = data["results"]
     assert "more than 8 MB, the limit of DTF_BUNDLE_MAX_UNPACKED_MB" in result["longrepr"]
     assert not (Path(cluster_env["DTF_HOME"]) / "bundles" / data["run"]["bundle"]).exists()
+    # The bundle's fault, not the worker's: given up at once, the worker not quarantined.
+    workers = run_dtf("workers", "--json", env=cluster_env, cwd=tmp_path)
+    assert [w["quarantined_at"] for w in json.loads(workers.stdout)] == [None]
+    events = run_dtf("recovery", "events", data["run"]["id"], "--json", env=cluster_env,
+                     cwd=tmp_path)  # fmt: skip
+    assert json.loads(events.stdout) == []
 
 
 def test_the_worker_removes_bundles_unused_for_the_cache_days(tmp_path, cluster_env, start_worker):
