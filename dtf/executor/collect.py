@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dtf.executor.child_env import child_env
 from dtf.executor.pytest_main import PYTEST_MAIN
 from dtf.executor.records import TestRecord
 from dtf.executor.rewrite_cache import rewrite_cache_args
@@ -72,8 +73,10 @@ def collect(
     A large suite of directories is collected by several children at once
     (``shards``; default: one per core, see :func:`shard_count`), each importing
     a share of the files; the result is the same as one child's.
-    Raises CollectionFailed for usage errors (missing path, bad -k/-m, bad option),
-    a broken conftest, or a timeout.
+    The children see the environment the batches' children see: this process's, less
+    dtf's settings and secrets (:mod:`dtf.executor.child_env`), so that the node ids
+    are the same. Raises CollectionFailed for usage errors (missing path, bad -k/-m,
+    bad option), a broken conftest, or a timeout.
     """
     invocation_dir = Path(invocation_dir).resolve()
     if shards is None:
@@ -191,6 +194,7 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int, str, str]:
     proc = subprocess.Popen(
         cmd,
         cwd=cwd,
+        env=child_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -13,6 +13,7 @@ import pytest
 
 from dtf.executor import warm
 from dtf.executor.child_env import CI_TOKENS, child_env
+from dtf.executor.collect import collect
 from dtf.executor.command_runner import run_command
 from dtf.executor.pytest_runner import run_pytest_batch
 from dtf.executor.records import TestRecord
@@ -131,3 +132,26 @@ def test_a_command_sees_no_secret_but_its_own_env(tmp_path: Path, worker_env: No
     assert not [secret for secret in SECRETS if secret in result.output]
     lines = set(result.output.splitlines())
     assert {"FROM_TASK=yes", "DTF_SUITE_OPTION=let-through", "SUITE_PLAIN_VARIABLE=plain"} <= lines
+
+
+#: Tests named after the variables of dtf's that the collection sees.
+PARAMETRIZED_BY_ENV = """
+import os, pytest
+
+SEEN = sorted(n for n in os.environ if n.startswith("DTF_") or n.endswith("TOKEN"))
+
+@pytest.mark.parametrize("name", SEEN)
+def test_sees(name):
+    pass
+"""
+
+
+def test_the_collection_sees_what_the_tests_see(tmp_path: Path, worker_env: None) -> None:
+    (tmp_path / "pytest.ini").write_text("")
+    (tmp_path / "test_params.py").write_text(textwrap.dedent(PARAMETRIZED_BY_ENV))
+
+    collection = collect([], tmp_path)
+
+    assert [item.nodeid for item in collection.items] == [
+        "test_params.py::test_sees[DTF_SUITE_OPTION]"
+    ]
