@@ -12,6 +12,7 @@ from kombu import Queue
 
 from dtf import embedded_broker
 from dtf.config import CONTROL_QUEUE, QUEUE_MAX_PRIORITY, pin_home, worker_queue
+from dtf.errors import BadInput
 from dtf.signing import sign_messages, signing_from_env
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ DEFAULT_WORKER_QUEUES = ("cpu", CONTROL_QUEUE)
 DEFAULT_CELERY_CONFIG = "dtf.celeryconfig"
 #: Entry-point group of worker-side setup functions, each called as ``setup(app)``.
 WORKER_SETUP_GROUP = "dtf.worker"
+#: ``DTF_RABBITMQ_QUEUE_TYPE``: ``classic`` (default) or ``quorum``.
+QUEUE_TYPES = ("classic", "quorum")
 
 
 def create_app() -> Celery:
@@ -33,8 +36,34 @@ def create_app() -> Celery:
     signing = signing_from_env()
     if signing is not None:
         sign_messages(app, signing)
-    app.conf.task_queues = [Queue(name, routing_key=name) for name in DEFAULT_WORKER_QUEUES]
+    _apply_queue_type(app)
+    app.conf.task_queues = [_queue(app, name) for name in DEFAULT_WORKER_QUEUES]
     return app
+
+
+def _apply_queue_type(app: Celery) -> None:
+    """``DTF_RABBITMQ_QUEUE_TYPE=quorum`` (or ``task_default_queue_type = "quorum"`` in a
+    site's settings module): every queue dtf declares on RabbitMQ is a quorum queue,
+    replicated and durable. RabbitMQ refuses ``x-max-priority`` on a quorum queue, so
+    they are declared without it: run priority is then not served (batches are taken
+    in the order they were sent). Other brokers ignore queue types. Every dtf process
+    (workers, ``dtf run``/``submit``) must say the same: RabbitMQ refuses to declare a
+    queue again with other arguments."""
+    queue_type = os.environ.get("DTF_RABBITMQ_QUEUE_TYPE") or app.conf.task_default_queue_type
+    if queue_type not in QUEUE_TYPES:
+        raise BadInput(f"DTF_RABBITMQ_QUEUE_TYPE must be classic or quorum, not {queue_type!r}")
+    if queue_type == "quorum":
+        app.conf.task_default_queue_type = "quorum"
+        app.conf.task_create_missing_queue_type = "quorum"  # hardware and worker queues
+        app.conf.task_queue_max_priority = None
+
+
+def _queue(app: Celery, name: str) -> Queue:
+    """A queue dtf itself names, declared with the type the app's queues have."""
+    quorum = app.conf.task_default_queue_type == "quorum"
+    return Queue(
+        name, routing_key=name, queue_arguments={"x-queue-type": "quorum"} if quorum else None
+    )
 
 
 app = create_app()
@@ -87,8 +116,8 @@ def _load_worker_setup(sender=None, instance=None, **kwargs) -> None:
 def _always_consume_own_queues(sender, instance, **kwargs) -> None:
     # finalize_run and chord bookkeeping must run whatever -Q a worker got, and
     # work addressed to this worker alone must reach it.
-    instance.app.amqp.queues.select_add(CONTROL_QUEUE)
-    instance.app.amqp.queues.select_add(worker_queue(sender))
+    for name in (CONTROL_QUEUE, worker_queue(sender)):
+        instance.app.amqp.queues.select_add(_queue(instance.app, name))
 
 
 @signals.worker_process_init.connect
