@@ -29,7 +29,7 @@ START_TIMEOUT_S = 60.0
 #: categories that kombu's Redis transport, Celery's Redis result backend and redis-py
 #: use, plus ``TIME`` (kombu's queue-binding Lua script reads the server clock); nothing
 #: of ``@admin`` or ``@dangerous`` (CONFIG, SHUTDOWN, FLUSHALL, FLUSHDB, KEYS, MONITOR,
-#: ACL, DEBUG, CLIENT KILL/LIST, ...). The rule the docs give a deployment to copy.
+#: ACL SETUSER, DEBUG, CLIENT KILL/LIST, ...). The rule the docs give a deployment to copy.
 DTF_ACL_RULES = (
     "~*", "&*",
     "+@connection", "+@keyspace", "+@string", "+@list", "+@hash",
@@ -168,6 +168,15 @@ class TlsRedis:
         )  # fmt: skip
 
     def start(self) -> TlsRedis:
+        """Start the server and wait until it answers; on failure stop and clean up."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         cert, key = self.ca.issue(self.folder, "redis", self.names)
         config = self.folder / "redis.conf"
         config.write_text(
@@ -187,7 +196,6 @@ class TlsRedis:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         _wait_until(self._answers, self.process, "redis-server", self.folder / "redis.log")
-        return self
 
     def _answers(self) -> bool:
         try:
@@ -260,6 +268,15 @@ class TlsPostgres:
         ).stdout  # fmt: skip
 
     def start(self) -> TlsPostgres:
+        """Start the server and wait until it answers; on failure stop and clean up."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         cert, key = self.ca.issue(self.folder / "certs", "postgres")
         key.chmod(0o600)  # the server refuses a key others can read
         shutil.chown(self.folder, "postgres", "postgres")
@@ -283,14 +300,18 @@ class TlsPostgres:
             f"hostssl all {self.user} 127.0.0.1/32 scram-sha-256\n"
             "host all all 0.0.0.0/0 reject\n"
         )
-        self._as_postgres(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "pg.log"),
-            "-w", "-t", str(int(START_TIMEOUT_S)), "start",
-        )  # fmt: skip
-        self.started = True
+        log = self.folder / "pg.log"
+        self.started = True  # from here on stop() runs pg_ctl stop
+        try:
+            self._as_postgres(
+                str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(log),
+                "-w", "-t", str(int(START_TIMEOUT_S)), "start",
+            )  # fmt: skip
+        except RuntimeError as exc:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{exc}\n{tail}") from None
         secret = self.password.replace("'", "''")
         self.psql(f"CREATE ROLE {self.user} LOGIN PASSWORD '{secret}'")
-        return self
 
     def create_database(self, name: str) -> str:
         """A new database ``name`` owned by the role; returns its name."""
