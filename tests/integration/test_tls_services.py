@@ -17,6 +17,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 
@@ -47,16 +48,21 @@ def other_ca(tmp_path_factory) -> CertificateAuthority:
     return CertificateAuthority.create(tmp_path_factory.mktemp("other-ca"), "another CA")
 
 
+#: Passwords with characters a URL must percent-encode (``/``, ``@``, ``:``, space).
+REDIS_PASSWORD = "s3cret/redis@tls:1"
+PG_PASSWORD = "s3cret pg@tls:2"
+
+
 @pytest.fixture(scope="module")
 def tls_redis(ca) -> Iterator[TlsRedis]:
-    server = TlsRedis(ca).start()
+    server = TlsRedis(ca, password=REDIS_PASSWORD).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def tls_postgres(ca) -> Iterator[TlsPostgres]:
-    server = TlsPostgres(ca).start()
+    server = TlsPostgres(ca, password=PG_PASSWORD).start()
     yield server
     server.stop()
 
@@ -106,7 +112,9 @@ def suite(tmp_path):
 
 
 def secrets(tls_redis: TlsRedis, tls_postgres: TlsPostgres) -> tuple[str, ...]:
-    return (tls_redis.password, tls_postgres.password)
+    """The passwords, as typed and as percent-encoded in the URLs."""
+    typed = (tls_redis.password, tls_postgres.password)
+    return (*typed, *(quote(secret, safe="") for secret in typed))
 
 
 def assert_no_secret(text: str, tls_redis: TlsRedis, tls_postgres: TlsPostgres) -> None:
@@ -162,7 +170,8 @@ def test_a_rediss_url_without_ssl_cert_reqs_still_verifies_the_certificate(
 ):
     # Only the CA: dtf requires a verified certificate (Celery's Redis result backend
     # alone would refuse this URL, and kombu would not check the certificate).
-    short = f"rediss://dtf:{tls_redis.password}@localhost:{tls_redis.port}/{redis_db}"
+    secret = quote(tls_redis.password, safe="")
+    short = f"rediss://dtf:{secret}@localhost:{tls_redis.port}/{redis_db}"
     env = {**ready_env, "DTF_BROKER_URL": f"{short}?ssl_ca_certs={ca.cert}"}
     start_worker(env, queues="cpu", name="short")
     run = run_dtf("run", ".", env=env, cwd=suite)
@@ -171,7 +180,7 @@ def test_a_rediss_url_without_ssl_cert_reqs_still_verifies_the_certificate(
     # Nothing at all: the system's CAs, which do not include the private one.
     bare = run_dtf("run", ".", env={**ready_env, "DTF_BROKER_URL": short}, cwd=suite)
     assert_one_line_error(bare, "cannot reach the broker at rediss://dtf:***@", "CERTIFICATE")
-    assert tls_redis.password not in bare.stderr
+    assert secret not in bare.stderr
 
 
 @pytest.mark.parametrize(
@@ -194,8 +203,9 @@ def test_a_broker_that_cannot_be_trusted_or_entered_is_a_one_line_error(
     elif case.startswith("a wrong"):
         url = tls_redis.url(redis_db, password="not-the-password")
     else:
-        elsewhere = TlsRedis(ca, names=("DNS:elsewhere.invalid",)).start()
-        url = elsewhere.url(redis_db).replace(elsewhere.password, tls_redis.password)
+        names = ("DNS:elsewhere.invalid",)
+        elsewhere = TlsRedis(ca, password=tls_redis.password, names=names).start()
+        url = elsewhere.url(redis_db)
     try:
         proc = run_dtf("run", ".", env={**ready_env, "DTF_BROKER_URL": url}, cwd=suite)
     finally:
