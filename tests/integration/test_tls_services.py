@@ -227,7 +227,7 @@ def test_a_broker_that_cannot_be_trusted_or_entered_is_a_one_line_error(
     ],
 )
 def test_a_database_that_cannot_be_trusted_or_entered_is_a_one_line_error(
-    case, reason, tmp_path, ready_env, tls_redis, tls_postgres, other_ca
+    case, reason, tmp_path, ready_env, suite, tls_redis, tls_postgres, other_ca
 ):
     database = ready_env["DTF_DATABASE_URL"].split("/")[-1].split("?")[0]
     if case.startswith("a CA"):
@@ -238,8 +238,8 @@ def test_a_database_that_cannot_be_trusted_or_entered_is_a_one_line_error(
         url = tls_postgres.url(database, sslmode="disable")
     env = {**ready_env, "DTF_DATABASE_URL": url}
 
-    for command in (("init-db",), ("workers",)):
-        proc = run_dtf(*command, env=env, cwd=tmp_path)
+    for command in (("init-db",), ("workers",), ("run", ".")):
+        proc = run_dtf(*command, env=env, cwd=suite)
         assert_one_line_error(
             proc, "cannot reach the database at postgresql+psycopg2://dtf:***@", reason
         )
