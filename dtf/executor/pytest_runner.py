@@ -123,7 +123,7 @@ class Decision:
     """What to do about an incident.
 
     ``action``: ``retry`` (the culprit again, after ``delay`` seconds; in a spawned
-    interpreter when ``spawn``; with its timeout times ``timeout_factor``), ``isolate``
+    interpreter when ``spawn``), ``isolate``
     (report the culprit as crashed / timed_out / out_of_memory and go on), ``bisect``
     (run each half of ``nodeids`` in a child of its own), ``report`` (what the runner
     says without recovery: error records naming the failure), ``defer`` (no record:
@@ -134,7 +134,6 @@ class Decision:
     strategy: str = ""
     delay: float = 0.0
     spawn: bool = False
-    timeout_factor: float = 1.0
     token: object = None
 
 
@@ -252,7 +251,6 @@ class _Unit:
 
     nodeids: list[str]
     spawn: bool = False
-    timeout_factor: float = 1.0
     attempt: int = 1
     #: the decision this unit carries out, resolved when the unit has run
     decision: Decision | None = None
@@ -415,8 +413,7 @@ class _BatchRun:
                 self.failed_once[record.nodeid] = unit.attempt
             self.emit(record)
 
-        timeout = self.test_timeout * unit.timeout_factor
-        child.own_timeout = self.test_timeout
+        timeout = self.test_timeout
         oom_kills = fc.OomKills()
         result = child.run(method, timeout, self.poll_interval, emit)
         result.oom_killed = oom_kills.rose()
@@ -495,7 +492,6 @@ class _BatchRun:
                 _Unit(
                     [nodeid],
                     spawn=decision.spawn,
-                    timeout_factor=decision.timeout_factor,
                     decision=decision,
                 )
             ]
@@ -537,7 +533,6 @@ class _BatchRun:
                     _Unit(
                         rest,
                         spawn=decision.spawn,
-                        timeout_factor=decision.timeout_factor,
                         attempt=unit.attempt,
                         decision=decision,
                     ),
@@ -821,7 +816,6 @@ class _ChildRun:
         self.env = env
         self.result = _ChildResult(exit_code=0, restart=False, stderr_path=self.stderr)
         #: the test's own timeout, when this child runs with another (a longer retry)
-        self.own_timeout: float | None = None
         self.in_flight: str | None = None
         self.starts = 0
         self.test_started = 0.0
@@ -964,8 +958,7 @@ class _ChildRun:
             result.culprit = nodeid
             result.culprit_duration = elapsed
             if killed_for == "timeout":
-                result.culprit_detail = _timeout_note(self.own_timeout or test_timeout,
-                                                      test_timeout)  # fmt: skip
+                result.culprit_detail = f"test exceeded its timeout of {test_timeout:g}s"
             else:
                 result.culprit_detail = (
                     f"pytest child {_describe_exit(code)} while this test was "
@@ -1143,14 +1136,6 @@ def _child_setup(memory_limit_mb: float | None) -> None:
     """``preexec_fn`` of a spawned child: die with the worker, cap the address space."""
     die_with_parent()
     warm.limit_memory(memory_limit_mb)
-
-
-def _timeout_note(own: float, allowed: float) -> str:
-    """What a test killed at its timeout is told: its own timeout, and a retry's longer one."""
-    note = f"test exceeded its timeout of {own:g}s"
-    if allowed != own:
-        note += f" (and the {allowed:g}s that recovery's retry allowed it)"
-    return note
 
 
 def _describe_exit(code: int) -> str:

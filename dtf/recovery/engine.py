@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 _TEST_ACTIONS = {
     "retry_test": Decision("retry"),
     "retry_test_spawned": Decision("retry", spawn=True),
-    "retry_test_longer": Decision("retry", timeout_factor=2.0),
     "retry_rest": Decision("retry"),
     "isolate_test": Decision("isolate"),
     "bisect": Decision("bisect"),
@@ -138,7 +137,6 @@ class TestRecovery(RecoveryHooks):
             strategy=strategy.name,
             delay=delay,
             spawn=template.spawn,
-            timeout_factor=template.timeout_factor,
             token=_Open(event.id, ResourceMeter(), strategy.name, culprit),
         )
 

@@ -84,13 +84,6 @@ STRATEGIES: tuple[Strategy, ...] = (
         "run the test again in a new interpreter instead of a fork of the worker",
     ),
     Strategy(
-        "retry_test_longer",
-        2,
-        "test",
-        frozenset({fc.HANG}),
-        "run the test again with twice its timeout (at most 2x the task's timeout)",
-    ),
-    Strategy(
         "retry_smaller_batch",
         2,
         "batch",
@@ -157,8 +150,9 @@ STRATEGIES: tuple[Strategy, ...] = (
 BY_NAME = {s.name: s for s in STRATEGIES}
 
 #: Levels a class never starts below, whatever the table says: a hang does not cure
-#: itself by running the same test with the same timeout again.
-MIN_START_LEVEL = {fc.HANG: 2}
+#: itself by running the same test again (with the same timeout, or a longer one that
+#: made a hung test cost three times its timeout), so a hung test is isolated at once.
+MIN_START_LEVEL = {fc.HANG: 3}
 
 
 def candidates(failure_class: str, level: int, context: str, culprit_known: bool = True):

@@ -234,9 +234,8 @@ def test_the_policy_never_blames_a_killed_test_and_moves_it_instead_of_splitting
         for s in st.candidates(fc.KILLED, level, "test", culprit_known=False)
     ]
     assert unknown == ["retry_rest", "move_test", "give_up"]  # no bisect
-    # a hang starts at level 2 and is isolated as timed_out; a crash is bisected
-    assert policy.start_level(fc.HANG, {}, "test") == 2
-    assert policy.choose(fc.HANG, 2, {}, "test").name == "retry_test_longer"
+    # a hang is isolated as timed_out at once (level 3); a crash is bisected
+    assert policy.start_level(fc.HANG, {}, "test") == 3
     assert policy.choose(fc.HANG, 3, {}, "test").name == "isolate_test"
     assert policy.choose(fc.CRASH, 3, {}, "test", culprit_known=False).name == "bisect"
     # as a batch: another worker first, never in place, never split, never quarantined
@@ -277,16 +276,13 @@ def table(db: str) -> set[tuple[str, str]]:
         return {(r.failure_class, r.strategy) for r in session.query(RecoveryStat).all()}
 
 
-def test_recovery_runs_a_hung_test_longer_then_isolates_it_as_timed_out(suite, db):
+def test_recovery_isolates_a_hung_test_as_timed_out_at_once(suite, db):
     recovery = engine.TestRecovery(db, work(), "here", rand=lambda: 0.0)
     records, _ = run(suite, [SLEEPS, AFTER], test_timeout=1.0, recovery=recovery)
     assert outcome_of(records, SLEEPS) == "timed_out"
     assert outcome_of(records, AFTER) == "passed"
-    assert events(db) == [
-        (fc.HANG, "retry_test_longer", 2, "failed"),
-        (fc.HANG, "isolate_test", 3, "succeeded"),
-    ]
-    assert table(db) == {(fc.HANG, "retry_test_longer"), (fc.HANG, "isolate_test")}
+    assert events(db) == [(fc.HANG, "isolate_test", 3, "succeeded")]
+    assert table(db) == {(fc.HANG, "isolate_test")}
 
 
 def test_recovery_retries_a_killed_test_then_gives_up_without_blaming_it(suite, db):

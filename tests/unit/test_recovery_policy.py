@@ -39,8 +39,10 @@ def test_the_best_scoring_strategy_of_a_level_is_chosen():
     assert chosen.name == "other_hardware"
 
 
-def test_a_hang_never_starts_at_level_one():
-    assert policy.start_level("hang", {}, "test") == 2
+def test_a_hung_test_is_isolated_at_once_not_run_again():
+    # Running it again (longer) made a hung test cost three times its timeout.
+    assert policy.start_level("hang", {}, "test") == 3
+    assert policy.choose("hang", 3, {}, "test").name == "isolate_test"
 
 
 def test_a_level_that_never_helped_a_class_is_skipped():
