@@ -8,11 +8,11 @@ them over: ``DTF_LOCAL_WORKERS_IDLE`` seconds (default 300; 0 in CI, where the
 
 Workers are reused only when nothing that shapes a test's world changed: the
 Python, the installed packages, dtf's own code, the worker count, and the
-environment (a test sees the worker's environment). Anything else starts new
-ones and stops the old ones, which would otherwise take batches from the same
-queues. A state file per project (``$DTF_HOME/local-workers/``) names them,
-under a lock that their idle shutdown takes too, so a run never takes over
-workers that are about to leave.
+environment (a test sees the worker's environment, less dtf's settings and
+secrets). Anything else starts new ones and stops the old ones, which would
+otherwise take batches from the same queues. A state file per project
+(``$DTF_HOME/local-workers/``) names them, under a lock that their idle shutdown
+takes too, so a run never takes over workers that are about to leave.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dtf.executor.child_env import child_env
 from dtf.executor.lifetime import die_with_parent
 from dtf.launch import python_module_command
 
@@ -141,7 +142,7 @@ def _child(
                 "dtf.benchmarking.child", str(job_file), str(events_file), keep_cwd=True
             ),
             cwd=cwd,
-            env={**os.environ, **OFFLINE},
+            env=child_env(os.environ, OFFLINE),  # without dtf's settings and secrets
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
