@@ -17,7 +17,13 @@ from dtf.config import Settings
 from dtf.db.models import Batch, Run, RunTask
 from dtf.db.session import session_scope
 from dtf.errors import BadInput
-from dtf.plugins.manager import fire, load_plugins, plugin_manager, settings_sections
+from dtf.plugins.manager import (
+    fire,
+    load_plugins,
+    plugin_manager,
+    settings_keys,
+    settings_sections,
+)
 from dtf.plugins.payloads import (
     coordinator_payload,
     run_payload,
@@ -72,12 +78,20 @@ def coordinator_started(settings: Settings, command: str, spec=None) -> None:
 def check_settings_sections(spec) -> None:
     """Refuse an ``integrations.<name>`` that no loaded plugin reads (a misspelt name would
     otherwise be ignored); after :func:`coordinator_started` loaded the task file's."""
-    unread = sorted(set(getattr(spec, "integrations", None) or {}) - settings_sections())
+    sections = getattr(spec, "integrations", None) or {}
+    unread = sorted(set(sections) - settings_sections())
     if unread:
         known = ", ".join(sorted(settings_sections()))
         raise BadInput(
             f"integrations.{unread[0]}: no loaded plugin reads this section (known: {known})"
         )
+    # A misspelt key too: refused now, not when the plugin reads it after the tests ran.
+    keys = settings_keys()
+    for section, values in sorted(sections.items()):
+        if section in keys and isinstance(values, dict):
+            for key in sorted(set(values) - keys[section]):
+                known = ", ".join(sorted(keys[section]))
+                raise BadInput(f"integrations.{section}.{key}: unknown setting (known: {known})")
 
 
 @never_raises

@@ -188,6 +188,19 @@ def settings_sections() -> set[str]:
         return sections
 
 
+def settings_keys() -> dict[str, set[str]]:
+    """The keys the loaded plugins read in each ``integrations.<name>`` section, where
+    they say (``dtf_settings_keys``: section -> keys); sections no plugin lists are not
+    checked key by key."""
+    manager = plugin_manager()
+    with _lock:
+        keys: dict[str, set[str]] = {}
+        for _name, plugin in manager.list_name_plugin():
+            for section, known in (getattr(plugin, "dtf_settings_keys", None) or {}).items():
+                keys.setdefault(section, set()).update(known)
+        return keys
+
+
 def load_plugins(targets: Iterable[str], source: str) -> list[PluginInfo]:
     """Load ``module[:attr]`` targets; one that fails is logged and listed, never raised."""
     loaded = []
@@ -416,7 +429,10 @@ def _check_unknown_hooks(plugin: object) -> None:
             )
 
 
-_PLUGIN_ATTRS = {"dtf_plugin_kind", "dtf_plugin_name", "dtf_settings_sections", CONFIGURED_ATTR}
+_PLUGIN_ATTRS = {
+    "dtf_plugin_kind", "dtf_plugin_name", "dtf_settings_sections", "dtf_settings_keys",
+    CONFIGURED_ATTR,
+}  # fmt: skip
 
 
 def _describe(plugin: object) -> str:

@@ -70,6 +70,7 @@ class CiIntegration:
         self.provider = provider
         self.dtf_plugin_name = f"ci-{provider.name}"
         self.dtf_settings_sections = (provider.name,)
+        self.dtf_settings_keys = {provider.name: COMMON_KEYS + provider.task_keys}
         self.env = env
         self._memory: dict[str, dict[str, Any]] = {}
 

@@ -91,6 +91,10 @@ class PushgatewayMetrics:
     dtf_plugin_name = "pushgateway"
     task_keys = ("job", "grouping")
 
+    @property
+    def dtf_settings_keys(self) -> dict[str, tuple[str, ...]]:
+        return {self.dtf_plugin_name: self.task_keys}
+
     def dtf_configured(self, env: Mapping[str, str]) -> bool | str:
         options = Options(self.dtf_plugin_name, env=env)
         if not options.secret(URL_ENV):

@@ -47,6 +47,10 @@ class _Notifier:
     def dtf_settings_sections(self) -> tuple[str, ...]:
         return (self.dtf_plugin_name, "notify")
 
+    @property
+    def dtf_settings_keys(self) -> dict[str, tuple[str, ...]]:
+        return {self.dtf_plugin_name: self.task_keys, "notify": ("on",)}
+
     def channel(self, options: Options) -> Channel | None:
         """The configured channel, or None when this notifier is not set up."""
         raise NotImplementedError

@@ -46,6 +46,10 @@ class JiraTracker:
     dtf_plugin_name = "jira"
     task_keys = ("project", "threshold", "issue_type", "labels", "max_issues")
 
+    @property
+    def dtf_settings_keys(self) -> dict[str, tuple[str, ...]]:
+        return {self.dtf_plugin_name: self.task_keys}
+
     def dtf_configured(self, env: Mapping[str, str]) -> bool | str:
         try:
             settings = jira_settings(Options(self.dtf_plugin_name, env=env))
@@ -129,6 +133,10 @@ class TestRailReporter:
     dtf_plugin_kind = "integration"
     dtf_plugin_name = "testrail"
     task_keys = ("run_id", "version")
+
+    @property
+    def dtf_settings_keys(self) -> dict[str, tuple[str, ...]]:
+        return {self.dtf_plugin_name: self.task_keys}
 
     def dtf_configured(self, env: Mapping[str, str]) -> bool | str:
         try:

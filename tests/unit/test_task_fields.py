@@ -130,6 +130,23 @@ def test_an_integrations_section_no_plugin_reads_is_refused_in_one_line():
         check_settings_sections(misspelt)
 
 
+def test_a_misspelt_key_of_an_integration_is_refused_before_anything_runs():
+    from dtf.plugins.coordinator import check_settings_sections
+
+    typo = {"slack": {"notify_onn": "failure"}}
+    with pytest.raises(
+        BadInput,
+        match=r"^integrations.slack.notify_onn: unknown setting "
+        r"\(known: max_failures, notify_on\)$",
+    ):
+        check_settings_sections(parse_run_spec({"tasks": [COMMAND], "integrations": typo}))
+    unknown_common = {"notify": {"onn": "failure"}}
+    with pytest.raises(BadInput, match=r"^integrations.notify.onn: unknown setting"):
+        check_settings_sections(
+            parse_run_spec({"tasks": [COMMAND], "integrations": unknown_common})
+        )
+
+
 def test_a_plugin_names_the_sections_it_reads():
     from dtf.plugins import manager
     from dtf.plugins.coordinator import check_settings_sections
