@@ -22,7 +22,7 @@ Table = Mapping[tuple[str, str], Record]
 
 def start_level(failure_class: str, table: Table, context: str, culprit_known: bool = True) -> int:
     """The lowest level worth trying for ``failure_class``."""
-    level = st.MIN_START_LEVEL.get(failure_class, 1)
+    level = st.MIN_START_LEVEL.get((failure_class, context), 1)
     while level < st.CRITICAL:
         found = st.candidates(failure_class, level, context, culprit_known)
         records = [table.get((failure_class, s.name), Record()) for s in found]

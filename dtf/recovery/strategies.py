@@ -149,10 +149,11 @@ STRATEGIES: tuple[Strategy, ...] = (
 
 BY_NAME = {s.name: s for s in STRATEGIES}
 
-#: Levels a class never starts below, whatever the table says: a hang does not cure
-#: itself by running the same test again (with the same timeout, or a longer one that
-#: made a hung test cost three times its timeout), so a hung test is isolated at once.
-MIN_START_LEVEL = {fc.HANG: 3}
+#: Levels a class never starts below in a context, whatever the table says: a hang does
+#: not cure itself by running the same again. A hung test is isolated at once (running
+#: it again with a longer timeout made it cost three times its timeout); a hung batch
+#: is split first.
+MIN_START_LEVEL = {(fc.HANG, "test"): 3, (fc.HANG, "batch"): 2}
 
 
 def candidates(failure_class: str, level: int, context: str, culprit_known: bool = True):
