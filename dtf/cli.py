@@ -399,10 +399,14 @@ def _resumable(run_id: str) -> Iterator[None]:
 def _print_summary(settings: Settings, summary) -> None:
     from dtf.db.session import session_scope
     from dtf.progress import counts_line
+    from dtf.recovery.notices import recoveries, summary_line
     from dtf.summary import failure_line, failures
 
     with session_scope(settings.database_url) as session:
         failing = failures(session, summary.run_id)
+        recovered = summary_line(recoveries(session, summary.run_id))
+    if recovered:
+        stdout.print(f"  {recovered}", markup=False)
     if failing:
         stdout.print("[bold]failures[/bold]")
         for result in failing:
@@ -522,6 +526,7 @@ def status(run_id, as_json, show_batches) -> None:
     from dtf.db.session import session_scope
     from dtf.labels import labels_of, labels_text
     from dtf.progress import counts_line
+    from dtf.recovery.notices import notice_lines, recoveries, summary_line
     from dtf.reporting.batches import batch_efficiency
     from dtf.summary import summarize
 
@@ -534,6 +539,7 @@ def status(run_id, as_json, show_batches) -> None:
         extras = _plugin_outcomes().run_extras(session, run_id)
         extra_lines = _plugin_outcomes().extras_lines(session, run_id)
         labels = labels_of(session.get(Run, run_id))
+        recovered = recoveries(session, run_id)
     if as_json:
         data = {
             "run_id": run_id,
@@ -546,6 +552,7 @@ def status(run_id, as_json, show_batches) -> None:
         }
         if summary.stopped:
             data["stopped"] = summary.stopped
+        data["recoveries"] = recovered
         if batches is not None:
             data["batches"] = batches
         stdout.print_json(data=data)
@@ -558,6 +565,11 @@ def status(run_id, as_json, show_batches) -> None:
     for reason in summary.stopped:
         not_run = summary.total - summary.finished
         stdout.print(f"  {reason}: {not_run} tests not run", markup=False)
+    if summary_line(recovered):
+        stdout.print(f"  {summary_line(recovered)}", markup=False)
+        for event in recovered:
+            for line in notice_lines(event):
+                stdout.print(f"    {event['started_at']}  {line}", markup=False)
     if batches:
         stdout.print(_batch_table(batches))
 

@@ -28,6 +28,7 @@ from dtf.db.models import Run, TestResult
 from dtf.db.outage import DatabaseOutage, outage_limit
 from dtf.db.session import database_errors, get_engine, session_scope
 from dtf.errors import DatabaseUnreachable, InfrastructureError
+from dtf.recovery.notices import RecoveryNotices
 from dtf.summary import (
     FAILING_OUTCOMES,
     SUBTESTS_PASSED,
@@ -184,6 +185,7 @@ def wait_for_run(
         speed_estimate_period=120,
     )
     new_results = NewResults(run_id) if verbose else None
+    notices = RecoveryNotices(run_id)
     summary_every = SUMMARY_EVERY_S if console.is_terminal or verbose else PLAIN_EVERY_S
     last_line, last_text, last_printed = None, None, float("-inf")
     status = RunStatusReader(db_url, run_id)
@@ -209,7 +211,10 @@ def wait_for_run(
         with session_scope(db_url) as session:
             summary = summarize(session, run_id)
             finished = new_results(session) if new_results else []
+            recovered = notices(session)
         outage.answered()
+        for notice in recovered:
+            progress.console.print(f"dtf: {notice}", markup=False, highlight=False)
         next_summary = time.monotonic() + summary_every
         for test in finished:
             progress.console.print(outcome_line(test), highlight=False)

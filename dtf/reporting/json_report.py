@@ -38,6 +38,7 @@ def run_json(report: RunReport) -> dict[str, Any]:
         "results": records["results"],
         "workers": records["workers"],
         "bundle": records["bundle"],
+        "recoveries": records["recoveries"],
         "benchmarks": records["benchmarks"],
         "breakdown": {
             "hardware": [_group(g) for g in report.by_hardware],

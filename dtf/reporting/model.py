@@ -28,6 +28,7 @@ from dtf.db.models import (
     Worker,
 )
 from dtf.progress import ORDER
+from dtf.recovery.notices import recoveries
 from dtf.summary import FAILING_OUTCOMES, counted_as, summarize
 
 NOT_RUN = "not_run"
@@ -285,6 +286,7 @@ def load_report(session: Session, run_id: str) -> RunReport:
         "results": results,
         "workers": _workers(session, tasks, batches, results),
         "bundle": _bundle(session, run.bundle),
+        "recoveries": recoveries(session, run_id),
         "benchmarks": [
             row_dict(b)
             for b in session.scalars(

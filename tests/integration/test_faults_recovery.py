@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
 
 import psutil
@@ -139,6 +142,11 @@ def test_sigkill_of_a_worker_process_group_reassigns_its_batch(tmp_path, cluster
     submitted = run_dtf("submit", "test_blocking.py", env=env, cwd=tmp_path)
     assert submitted.returncode == 0, submitted.stderr
     run_id = submitted.stdout.strip()
+    # The person waiting for the run, as a CI job would.
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "dtf", "wait", run_id], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
 
     flag = tmp_path / "started.flag"
     deadline = time.monotonic() + 60
@@ -169,6 +177,18 @@ def test_sigkill_of_a_worker_process_group_reassigns_its_batch(tmp_path, cluster
     assert any(w.startswith(survivor.name.split("@")[0] + "@") for w in completed)
     assert ("worker_lost", "succeeded") in {(c, s) for c, _, s in events}
     assert "worker_lost" in recovery_stats(env, tmp_path)
+    # Told as it happened, and in the summary, status and JSON report.
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, out + err
+    victim_name = victim.name.split("@")[0] + "@"
+    assert re.search(rf"dtf: worker {victim_name}\S* lost \(.*\) while running \d+ tests?", err)
+    assert re.search(r"dtf: sent \d+ tests? again to queue \S+ \(\w+\)", err)
+    assert "recovered: 1 lost worker" in out
+    shown = json.loads(run_dtf("status", run_id, "--json", env=env, cwd=tmp_path).stdout)
+    (recovery,) = [r for r in shown["recoveries"] if r["failure_class"] == "worker_lost"]
+    assert recovery["started_at"] and recovery["worker"].startswith(victim_name)
+    report = json.loads(run_dtf("report", run_id, "--format", "json", env=env, cwd=tmp_path).stdout)
+    assert [r["id"] for r in report["recoveries"]] == [r["id"] for r in shown["recoveries"]]
 
 
 def test_several_workers_noticing_the_same_lost_worker_send_its_batch_again_once(
