@@ -1,6 +1,6 @@
 """Fault tests: the broker restarted and the database cut off in the middle of a run.
 
-Redis is a private ``redis-server`` on a port of its own with persistence on; the
+Redis is a private ``redis-server`` on a port of its own, with persistence or without; the
 database is the real PostgreSQL behind a TCP proxy the test cuts and restores.
 """
 
@@ -10,12 +10,12 @@ import contextlib
 import json
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 from tests.support.processes import clean_env, recovery_stats, run_dtf
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -69,64 +69,6 @@ class PrivateRedis:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
-
-
-class TcpProxy:
-    """Forwards a local port to PostgreSQL; ``cut`` drops every connection and refuses
-    new ones until ``restore``."""
-
-    def __init__(self, target_port: int = 5432) -> None:
-        self.port, self.target = free_port(), target_port
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.listener: socket.socket | None = None
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        # shutdown first: a plain close leaves the socket listening while the accept
-        # thread is blocked in it, and new connections would still get through.
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-        with self.lock:
-            for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self.sockets.clear()
 
 
 def wait_status(env, cwd, run_id, predicate, timeout=90) -> dict:
