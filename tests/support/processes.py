@@ -131,3 +131,19 @@ class WorkerProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=20)
         self.kill()
+
+
+def process_gone(pid: int) -> bool:
+    """Whether ``pid`` has ended, waiting for a SIGKILL sent to it to be delivered (a
+    zombie has ended: nothing may reap it in a container)."""
+    import psutil
+
+    deadline = time.monotonic() + 60  # hang guard: a SIGKILL is delivered at once
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False

@@ -3,26 +3,9 @@ without being held in memory, and a timeout or a cancel kills it."""
 
 from __future__ import annotations
 
-import time
-
-import psutil
-
 from dtf.executor.command_runner import run_command
 from dtf.executor.records import MAX_TEXT_BYTES
-
-
-def gone(pid: int) -> bool:
-    """Whether ``pid`` has ended (a zombie has: nothing may reap it in a container), once
-    the SIGKILL sent to it has been delivered."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
+from tests.support.processes import process_gone
 
 
 def test_a_background_process_the_command_leaves_ends_with_it(tmp_path):
@@ -31,7 +14,7 @@ def test_a_background_process_the_command_leaves_ends_with_it(tmp_path):
     assert (result.exit_code, result.timed_out, result.cancelled) == (0, False, False)
     pid, done = result.output.split()
     assert done == "done"
-    assert gone(int(pid))
+    assert process_gone(int(pid))
 
 
 def test_a_huge_output_keeps_its_head_and_tail_only(tmp_path):
@@ -52,7 +35,7 @@ def test_a_command_past_its_timeout_is_killed_with_what_it_started(tmp_path):
 
     assert result.timed_out and not result.cancelled
     assert "exceeded its timeout of 1s" in result.output
-    assert gone(int(pid_file.read_text()))
+    assert process_gone(int(pid_file.read_text()))
 
 
 def test_a_cancelled_command_is_killed(tmp_path):

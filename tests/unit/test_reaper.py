@@ -11,15 +11,14 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from dtf.executor.command_runner import run_command
 from dtf.executor.pytest_runner import run_pytest_batch
 from dtf.executor.records import TestRecord
+from tests.support.processes import process_gone
 
 #: Starts a daemon as a service would: fork, setsid, fork again, the middle one exits;
 #: the daemon's stdio goes to /dev/null, it keeps an inherited fd open and runs ``sleep``.
@@ -63,19 +62,6 @@ finally:
     before.kill()
     watched.kill()
 """
-
-
-def gone(pid: int) -> bool:
-    """Whether ``pid`` has ended (a zombie has: nothing may reap it in a container)."""
-    deadline = time.monotonic() + 60  # hang guard: a SIGKILL is delivered at once
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def kill_if_alive(pid: int) -> None:
@@ -135,7 +121,7 @@ def test_what_a_test_moved_to_another_process_group_ends_with_its_child(
     assert [r.outcome for r in records] == ["passed"]
     sleeper = int(pid_file.read_text())
     try:
-        assert gone(sleeper)
+        assert process_gone(sleeper)
     finally:
         kill_if_alive(sleeper)
 
@@ -147,6 +133,6 @@ def test_what_a_command_moved_to_another_process_group_ends_with_it(tmp_path: Pa
     assert result.exit_code == 0, result.output
     sleeper = int(result.output)
     try:
-        assert gone(sleeper)
+        assert process_gone(sleeper)
     finally:
         kill_if_alive(sleeper)
