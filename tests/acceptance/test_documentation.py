@@ -14,10 +14,13 @@ shape. The only changes made to a command before it runs: deployment URLs
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +84,7 @@ def shell_script(snippet: Snippet, services: dict[str, str], tmp: Path) -> str:
             runnable = _COMMENT.sub("", runnable)
             lines.append("doc_before=$(doc_online)")
             lines.append(f"setsid {runnable} >>background.log 2>&1 &")
-            lines.append("doc_pids+=($!)")
+            lines.append("doc_pids+=($!); echo $! >> background.pids")
             if "flower" in runnable:
                 lines.append(f"doc_wait_port 5555 $! {quoted}")
             else:
@@ -142,9 +145,17 @@ def test_each_shell_example_works_as_written(snippet, setup, tmp_path, request):
 
     (tmp_path / "tmp").mkdir()
     script = shell_script(snippet, services, tmp_path / "tmp")
-    ran = subprocess.run(
-        ["bash", "-c", script], env=env, cwd=project, capture_output=True, text=True, timeout=900
-    )
+    try:
+        ran = subprocess.run(
+            ["bash", "-c", script], env=env, cwd=project, capture_output=True, text=True,
+            timeout=900,
+        )  # fmt: skip
+    finally:
+        # The script stops what it started; if it was killed, this does (no stray Flower).
+        pids = project / "background.pids"
+        for pid in pids.read_text().split() if pids.exists() else []:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(pid), signal.SIGKILL)
 
     background = project / "background.log"
     assert ran.returncode == 0, (
