@@ -92,9 +92,15 @@ def check_queues(app: Celery, names: Iterable[str]) -> None:
                 with connection.channel() as channel:
                     app.amqp.queues[name].bind(channel).declare()
             except PreconditionFailed as exc:
+                if app.conf.task_default_queue_type == "quorum":
+                    wanted = "x-queue-type=quorum: every dtf process needs the same "
+                    wanted += "DTF_RABBITMQ_QUEUE_TYPE"
+                else:
+                    wanted = f"x-max-priority={QUEUE_MAX_PRIORITY}, for run priority; "
+                    wanted += "a quorum queue needs DTF_RABBITMQ_QUEUE_TYPE=quorum"
                 raise QueueMismatch(
                     f"RabbitMQ queue {name!r} was declared with other arguments than dtf's "
-                    f"(x-max-priority={QUEUE_MAX_PRIORITY}, for run priority): "
+                    f"({wanted}): "
                     f"delete it once it is empty "
                     f"(rabbitmqctl delete_queue -p {connection.virtual_host} {name}) "
                     "and dtf declares it again"

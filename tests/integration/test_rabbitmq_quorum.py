@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.support.processes import clean_env, run_dtf
+from tests.support.processes import WorkerProcess, clean_env, run_dtf
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +101,21 @@ def test_a_batch_of_a_killed_worker_comes_back_from_its_quorum_queue(
     assert len(stored) == len(set(stored)) == 12
     workers = {a["worker"] for b in report["batches"] for a in b["attempts"]}
     assert any(w and w.startswith("survivor@") for w in workers), workers
+
+
+def test_a_quorum_worker_refuses_a_classic_queue_and_says_what_to_do(
+    tmp_path, quorum_env, start_worker
+):
+    classic = {k: v for k, v in quorum_env.items() if k != "DTF_RABBITMQ_QUEUE_TYPE"}
+    start_worker(classic, queues="cpu", name="classic")  # declares cpu as dtf always did
+
+    quorate = WorkerProcess(quorum_env, "cpu", 1, "quorate", tmp_path)
+    try:
+        assert quorate.process.wait(timeout=120) == 2
+    finally:
+        quorate.stop()
+    refused = quorate.stderr_text()
+    assert "Traceback" not in refused
+    assert "RabbitMQ queue 'cpu' was declared with other arguments than dtf's" in refused
+    assert "every dtf process needs the same DTF_RABBITMQ_QUEUE_TYPE" in refused
+    assert "rabbitmqctl delete_queue -p dtf_test_" in refused
