@@ -79,6 +79,7 @@ def test_submit_queues_and_returns_at_once(tmp_path, cluster_env, start_worker):
         "labels": {},
         "ci": None,
         "integrations": [],
+        "recoveries": [],
     }
     assert (tmp_path / "out.xml").exists()
 
