@@ -1,7 +1,7 @@
 """What a runtime hands the measuring loop, and what a user's callable runtime receives.
 
-A callable runtime ``module:function`` is imported in the benchmark's child
-process (the task's working directory is on ``sys.path``) and called once::
+A callable runtime ``module:function`` is imported once in the warm measurement
+process (the task's working directory is on ``sys.path``) and called once per job::
 
     def load(request: LoadRequest) -> Loaded | tuple[run, make_inputs]:
         model = ...  # load it on request.device in request.precision

@@ -26,6 +26,7 @@ class Measurement:
     samples: list[float]  # seconds per iteration
     peak_rss_mb: float
     peak_gpu_mb: float | None = None
+    warmup_s: float = 0.0  # the untimed calls before the samples
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,9 +65,11 @@ def measure(
     inputs = loaded.make_inputs(batch_size, shape)
     clock.reset_memory()
     reset_peak_rss()
+    began = time.perf_counter()
     for _ in range(warmup):
         loaded.run(inputs)
     clock.sync()
+    warmup_s = time.perf_counter() - began
     samples: list[float] = []
     events: list[tuple[Any, Any]] = []
     for _ in range(iterations):
@@ -88,6 +91,7 @@ def measure(
         samples=samples,
         peak_rss_mb=peak_rss_mb(),
         peak_gpu_mb=clock.peak_memory_mb(),
+        warmup_s=warmup_s,
         details=details,
     )
 

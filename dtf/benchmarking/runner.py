@@ -1,35 +1,24 @@
-"""Run one benchmark job in child processes, so that a crash or an OOM never takes the worker.
+"""Run one benchmark job in a measurement process, so that a crash or an OOM never takes the worker.
 
-A child that dies mid-shape loses that shape (``failed``, with why); the
-shapes it did not reach get a new child. A model that is not on disk is
-``broken`` (the worker lacks files; nothing about the model was learned).
+The process is warm (dtf.benchmarking.warm_pool): it imported its frameworks
+for an earlier job and stays up for the next. A process that dies mid-shape
+loses that shape (``failed``, with why); the shapes it did not reach get a
+fresh process, and the dead or poisoned one is never used again. A model that
+is not on disk is ``broken`` (the worker lacks files; nothing about the model
+was learned).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from dtf.executor.child_env import child_env
-from dtf.executor.lifetime import die_with_parent
-from dtf.launch import python_module_command
+from dtf.benchmarking.child import POISONED
+from dtf.benchmarking.warm_pool import OFFLINE, POOL, WarmPool
 
-#: Bytes of a crashed child's output quoted in its error.
-OUTPUT_TAIL = 2000
-#: Environment of every child: weights come from disk, never from a hub.
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
+__all__ = ["OFFLINE", "JobOutcome", "ShapeOutcome", "run_job"]
 
 
 @dataclass
@@ -40,6 +29,10 @@ class ShapeOutcome:
     peak_gpu_mb: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: when its measuring began and ended (seconds since the epoch), where known
+    started_at: float | None = None
+    finished_at: float | None = None
+    warmup_s: float | None = None
 
 
 @dataclass
@@ -50,6 +43,10 @@ class JobOutcome:
     children: int = 0
     #: benchmark processes that died and were started again (retry_policy)
     retries: int = 0
+    #: of ``children``, the processes started for this job (the others were warm)
+    fresh: int = 0
+    #: each process's pid, its job count and the seconds its imports took for this job
+    processes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_job(
@@ -59,6 +56,7 @@ def run_job(
     timeout: float,
     max_retries: int = 0,
     retry_delay_s: float = 0.0,
+    pool: WarmPool | None = None,
 ) -> JobOutcome:
     """Measure every shape of ``job`` (see dtf.benchmarking.child) within ``timeout`` seconds.
 
@@ -70,99 +68,82 @@ def run_job(
     deaths: dict[str, int] = {}
     deadline = time.monotonic() + timeout
     pending = list(zip(labels, job["shapes"], strict=True))
-    with tempfile.TemporaryDirectory(prefix="dtf-bench-") as folder:
-        while pending:
-            outcome.children += 1
-            events, rc, output, timed_out = _child(
-                {**job, "shapes": [shape for _, shape in pending]},
-                Path(folder) / str(outcome.children), cwd, deadline - time.monotonic(),
-            )  # fmt: skip
-            started = None
-            for event in events:
-                kind = event["event"]
-                if kind == "loaded":
-                    outcome.load_s = outcome.load_s or event["load_s"]
-                    outcome.environment = outcome.environment or event["environment"]
-                elif kind == "load_error":
-                    status = "broken" if event.get("missing") else "failed"
-                    for label, _ in pending:
-                        outcome.shapes[label] = ShapeOutcome(status, error=event["error"])
-                    return outcome
-                elif kind == "start":
-                    started = event["shape"]
-                elif kind == "result":
-                    outcome.shapes[event["shape"]] = ShapeOutcome(
-                        "done",
-                        samples=event["samples"],
-                        peak_rss_mb=event["peak_rss_mb"],
-                        peak_gpu_mb=event["peak_gpu_mb"],
-                        details=event.get("details") or {},
-                    )
-                    started = None
-                elif kind == "error":
-                    outcome.shapes[event["shape"]] = ShapeOutcome("failed", error=event["error"])
-                    started = None
-            pending = [(label, shape) for label, shape in pending if label not in outcome.shapes]
-            if not pending:
-                break
-            if timed_out:
-                spent = f"the job's timeout of {timeout:g}s"
-                for label, _ in pending:
-                    why = f"timed out: {spent} ran out" + (
-                        " while measuring it" if label == started else " before it was reached"
-                    )
-                    outcome.shapes[label] = ShapeOutcome("failed", error=why)
-                break
-            why = _death(rc, output)
-            where = started or ""  # "": while loading or between shapes
-            deaths[where] = deaths.get(where, 0) + 1
-            if deaths[where] <= max_retries:
-                outcome.retries += 1
-                time.sleep(max(0.0, min(retry_delay_s, deadline - time.monotonic())))
-                continue
-            if started is None:  # nothing more to learn from another try
-                for label, _ in pending:
-                    outcome.shapes[label] = ShapeOutcome("failed", error=why)
-                break
-            outcome.shapes[started] = ShapeOutcome("failed", error=why)
-            pending = [(label, shape) for label, shape in pending if label != started]
-    return outcome
-
-
-def _child(
-    job: dict[str, Any], base: Path, cwd: str, timeout: float
-) -> tuple[list[dict[str, Any]], int, str, bool]:
-    job_file, events_file, output_file = (base.with_suffix(s) for s in (".json", ".jsonl", ".out"))
-    job_file.write_text(json.dumps(job), encoding="utf-8")
-    events_file.touch()
-    timed_out = False
-    with output_file.open("wb") as output:
-        process = subprocess.Popen(
-            python_module_command(
-                "dtf.benchmarking.child", str(job_file), str(events_file), keep_cwd=True
-            ),
-            cwd=cwd,
-            env=child_env(os.environ, OFFLINE),  # without dtf's settings and secrets
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
+    pool = pool or POOL
+    idle_race = False
+    while pending:
+        process, fresh = pool.take(job, cwd)
+        outcome.children += 1
+        outcome.fresh += fresh
+        events, rc, output, timed_out = process.measure(
+            {**job, "shapes": [shape for _, shape in pending]}, deadline - time.monotonic()
         )
-        try:
-            rc = process.wait(timeout=max(timeout, 0.1))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            rc = process.wait()
-            timed_out = True
-    events = []
-    for line in events_file.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a kill
-    tail = output_file.read_bytes()[-OUTPUT_TAIL:].decode("utf-8", errors="replace")
-    return events, rc, tail, timed_out
+        pool.give_back(job, cwd, process)
+        if rc == 0 and not events and not fresh and not idle_race:
+            idle_race, outcome.children = True, outcome.children - 1
+            continue  # it ended idle as the job was sent: not a death
+        started = started_at = None
+        for event in events:
+            kind = event["event"]
+            if kind == "loaded":
+                outcome.load_s = outcome.load_s or event["load_s"]
+                outcome.environment = outcome.environment or event["environment"]
+                outcome.processes.append(event["process"])
+            elif kind == "load_error":
+                status = "broken" if event.get("missing") else "failed"
+                for label, _ in pending:
+                    outcome.shapes[label] = ShapeOutcome(status, error=event["error"])
+                return outcome
+            elif kind == "start":
+                started, started_at = event["shape"], event["at"]
+            elif kind == "result":
+                outcome.shapes[event["shape"]] = ShapeOutcome(
+                    "done",
+                    samples=event["samples"],
+                    peak_rss_mb=event["peak_rss_mb"],
+                    peak_gpu_mb=event["peak_gpu_mb"],
+                    details=event.get("details") or {},
+                    started_at=started_at,
+                    finished_at=event["at"],
+                    warmup_s=event.get("warmup_s"),
+                )
+                started = None
+            elif kind == "error":
+                outcome.shapes[event["shape"]] = ShapeOutcome(
+                    "failed", error=event["error"], started_at=started_at,
+                    finished_at=event["at"],
+                )  # fmt: skip
+                started = None
+        pending = [(label, shape) for label, shape in pending if label not in outcome.shapes]
+        if not pending:
+            break
+        if timed_out:
+            spent = f"the job's timeout of {timeout:g}s"
+            for label, _ in pending:
+                why = f"timed out: {spent} ran out" + (
+                    " while measuring it" if label == started else " before it was reached"
+                )
+                outcome.shapes[label] = ShapeOutcome("failed", error=why)
+            break
+        if rc == POISONED:
+            continue  # an error poisoned the device: its shape failed, a fresh process goes on
+        if rc is None:  # it said it was done without measuring them (never expected)
+            for label, _ in pending:
+                outcome.shapes[label] = ShapeOutcome("failed", error="not measured")
+            break
+        why = _death(rc, output)
+        where = started or ""  # "": while loading or between shapes
+        deaths[where] = deaths.get(where, 0) + 1
+        if deaths[where] <= max_retries:
+            outcome.retries += 1
+            time.sleep(max(0.0, min(retry_delay_s, deadline - time.monotonic())))
+            continue
+        if started is None:  # nothing more to learn from another try
+            for label, _ in pending:
+                outcome.shapes[label] = ShapeOutcome("failed", error=why)
+            break
+        outcome.shapes[started] = ShapeOutcome("failed", error=why, started_at=started_at)
+        pending = [(label, shape) for label, shape in pending if label != started]
+    return outcome
 
 
 def _death(rc: int, output: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select, update
@@ -138,9 +139,17 @@ def _fill(
 ) -> None:
     row.status = shape.status
     row.error = shape.error
-    row.finished_at = utcnow()
+    # started_at: when the job was received until now; then when this shape's measuring began
+    received = row.started_at
+    row.started_at = _moment(shape.started_at) or received
+    row.finished_at = _moment(shape.finished_at) or utcnow()
     row.load_s = job.load_s
     row.environment = {**job.environment, **shape.details}
+    row.environment["received_at"] = received.isoformat() if received else None
+    if shape.warmup_s is not None:
+        row.environment["warmup_s"] = shape.warmup_s
+    if job.processes:
+        row.environment["measurement_processes"] = job.processes
     row.device = job.environment.get("device")
     if shape.status != "done":
         return
@@ -153,6 +162,10 @@ def _fill(
     baseline = baseline_of(session, row)
     if baseline is not None:
         row.verdict, row.comparison = compare_with(baseline, row, threshold)
+
+
+def _moment(seconds: float | None) -> datetime | None:
+    return datetime.fromtimestamp(seconds, timezone.utc) if seconds is not None else None
 
 
 def baseline_of(session: Session, row: BenchmarkResult) -> BenchmarkResult | None:

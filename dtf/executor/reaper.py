@@ -61,6 +61,16 @@ def watching(pid: int) -> Iterator[None]:
         _watched.discard(pid)
 
 
+def keep(pid: int) -> None:
+    """``pid`` is a child that outlives the slot it was started in (a warm measurement
+    process): never an adopted orphan, until :func:`forget`."""
+    _watched.add(pid)
+
+
+def forget(pid: int) -> None:
+    _watched.discard(pid)
+
+
 @contextlib.contextmanager
 def ending_orphans() -> Iterator[None]:
     """Become a subreaper; on leaving, kill and reap the children adopted meanwhile."""

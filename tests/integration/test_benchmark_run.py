@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,24 @@ def test_a_slowdown_past_the_baseline_fails_the_run_when_asked(project, cluster_
     assert unknown.returncode == 2 and unknown.stderr.startswith("dtf: error: no run with id")
     history = run_dtf("matrix", env=cluster_env, cwd=project)  # no RUN: the recent runs
     assert history.returncode == 0 and "sleeper" in history.stdout
+
+
+def test_jobs_and_runs_share_one_warm_measurement_process_and_each_shape_has_its_times(
+    project, cluster_env, start_worker
+):
+    start_worker(cluster_env, queues="cpu", name="warm")
+    task = _task(0.002, batch_sizes=[1, 4], sequence_lengths=[8, 16])
+
+    first, second = _run(project, cluster_env, task), _run(project, cluster_env, task)
+
+    assert first.returncode == 0 and second.returncode == 0, first.stdout + second.stdout
+    rows = _rows(cluster_env, _run_id(first)) + _rows(cluster_env, _run_id(second))
+    processes = [p for row in rows for p in row.environment["measurement_processes"]]
+    assert len({p["pid"] for p in processes}) == 1  # 4 jobs in 2 runs, one process
+    assert sorted({p["job"] for p in processes}) == [1, 2, 3, 4]
+    for job in {row.job for row in rows}:
+        eight, sixteen = sorted((r for r in rows if r.job == job), key=lambda r: r.id)
+        received = datetime.fromisoformat(eight.environment["received_at"])
+        assert received <= eight.started_at < eight.finished_at  # measured after received
+        assert eight.finished_at <= sixteen.started_at < sixteen.finished_at  # one after other
+        assert eight.environment["warmup_s"] >= 0.002  # one warm-up call of 2 ms
